@@ -1,0 +1,85 @@
+//! Who may call what: public operations answer anyone; the other 19 answer only a caller that
+//! signs with a configured admin key (SigV4), acting for that key's account.
+
+pub mod sigv4;
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use crate::config::{Config, Secret};
+use crate::ops::Caller;
+use crate::protocol::{ApiError, Operation};
+
+/// The admin keys this server knows, by access key id.
+pub struct Keys {
+    by_id: HashMap<String, (Secret, String)>,
+    default_account: String,
+    allow_unsigned: bool,
+}
+
+impl Keys {
+    /// The keys of a configuration; a key without an account acts for the server's account.
+    pub fn from_config(config: &Config) -> Keys {
+        let by_id = config
+            .admin
+            .keys
+            .iter()
+            .map(|k| {
+                let account = k
+                    .account_id
+                    .clone()
+                    .unwrap_or_else(|| config.account_id.clone());
+                (
+                    k.access_key_id.clone(),
+                    (k.secret_access_key.clone(), account),
+                )
+            })
+            .collect();
+        Keys {
+            by_id,
+            default_account: config.account_id.clone(),
+            allow_unsigned: config.admin.allow_unsigned,
+        }
+    }
+
+    /// Whether any admin key is configured.
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    /// Decides who the caller of `op` is, or refuses the request.
+    pub fn authorize(
+        &self,
+        op: Operation,
+        parts: &http::request::Parts,
+        body: &[u8],
+        region: &str,
+    ) -> Result<Caller, ApiError> {
+        if op.is_public() || self.allow_unsigned {
+            return Ok(Caller {
+                account_id: self.default_account.clone(),
+            });
+        }
+        let verified = sigv4::verify(
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+            body,
+            region,
+            SystemTime::now(),
+            |akid| self.by_id.get(akid).map(|(s, _)| s.expose()),
+        )?;
+        let account = self
+            .by_id
+            .get(&verified.access_key_id)
+            .map(|(_, a)| a.clone())
+            .ok_or_else(|| {
+                ApiError::UnrecognizedClient(
+                    "The security token included in the request is invalid.".to_string(),
+                )
+            })?;
+        Ok(Caller {
+            account_id: account,
+        })
+    }
+}

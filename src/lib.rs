@@ -1,0 +1,152 @@
+//! idpool: a self-hosted, persistent, wire-compatible Amazon Cognito Identity server.
+//!
+//! # Layout
+//! - `config`: the TOML configuration, its defaults and its errors.
+//! - `server`: the accept loop (hyper HTTP/1.1, connection limit, graceful drain).
+//! - `service`: one request end to end, and the one place errors become wire responses.
+//! - `protocol`: awsJson 1.1 — operation routing, the error type, model-driven validation.
+//! - `auth`: SigV4 verification of the 19 admin operations and the caller's account.
+//! - `ops`: the operations themselves.
+//! - `store`: SQLite — migrations, the group-commit writer, and all SQL.
+//! - `times`: time as stored (readable text) and as sent (epoch seconds).
+
+pub mod auth;
+pub mod config;
+pub mod ops;
+pub mod protocol;
+pub mod server;
+pub mod service;
+pub mod store;
+pub mod times;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use config::Config;
+
+/// Everything a request needs: configuration, storage, the validator and the admin keys.
+pub struct App {
+    pub config: Config,
+    pub store: store::Store,
+    pub validator: protocol::validate::Validator,
+    pub keys: auth::Keys,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Store(#[from] store::StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("service model: {0}")]
+    Model(String),
+}
+
+impl App {
+    /// Opens the database (migrating it) and prepares everything requests need.
+    pub fn open(config: Config) -> Result<App, StartError> {
+        let validator = protocol::validate::Validator::new().map_err(StartError::Model)?;
+        let store = store::Store::open(&config.database.path, config.database.synchronous)?;
+        let keys = auth::Keys::from_config(&config);
+        Ok(App {
+            config,
+            store,
+            validator,
+            keys,
+        })
+    }
+
+    fn announce(&self) {
+        let c = &self.config;
+        tracing::info!(database = %c.database.path.display(), region = %c.region, "database open");
+        if c.admin.allow_unsigned {
+            tracing::warn!(
+                "admin.allow_unsigned = true: admin operations are accepted with any or no signature. Use this only for throwaway test environments."
+            );
+        } else if self.keys.is_empty() {
+            tracing::warn!(
+                "no admin keys configured: the 19 admin operations (CreateIdentityPool, ...) are refused until a key is added under [[admin.keys]] in the config file (see config.example.toml)"
+            );
+        }
+        let trusted: Vec<&str> = c
+            .providers
+            .named
+            .iter()
+            .filter(|(_, p)| p.verify == config::VerifyMode::Trust)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        if !trusted.is_empty() {
+            tracing::warn!(providers = ?trusted, "providers in trust mode: their login tokens are taken as user ids unchecked");
+        }
+        if c.providers.default == config::DefaultVerify::Trust {
+            tracing::warn!("[providers] default = \"trust\": logins of providers without their own table are taken as user ids unchecked");
+        }
+    }
+}
+
+/// A running server.
+pub struct Server {
+    addr: SocketAddr,
+    app: Arc<App>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Opens the database, binds `config.listen` and starts serving.
+    pub async fn start(config: Config) -> Result<Server, StartError> {
+        let listen = config.listen;
+        let app = Arc::new(App::open(config)?);
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: listen,
+            source,
+        })?;
+        app.announce();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server::serve(listener, app.clone(), async move {
+            let _ = stopped.await;
+        }));
+        Ok(Server {
+            addr,
+            app,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The application state, for tests and tools.
+    pub fn app(&self) -> &Arc<App> {
+        &self.app
+    }
+
+    /// Stops accepting, finishes in-flight requests, then closes the database cleanly.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+        let app = self.app.clone();
+        let _ = tokio::task::spawn_blocking(move || app.store.close()).await;
+    }
+}

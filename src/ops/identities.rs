@@ -1,0 +1,245 @@
+//! Identities: GetId (with persistent, implicit login linking), DescribeIdentity, ListIdentities.
+
+use std::collections::BTreeMap;
+
+use rusqlite::Connection;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::logins::{self, Login};
+use super::pools::owned_pool;
+use super::{decode_token, encode_token, new_id, Caller};
+use crate::protocol::ApiError;
+use crate::store::identities::{self as sql, Identity};
+use crate::store::pools;
+use crate::times;
+use crate::App;
+
+/// Logins an identity may have at most (public provider users and developer user ids).
+pub const MAX_LOGINS_PER_IDENTITY: i64 = 20;
+
+pub const UNAUTH_NOT_SUPPORTED: &str =
+    "Unauthenticated access is not supported for this identity pool.";
+pub const LOGINS_ON_DIFFERENT_IDENTITIES: &str = "Logins are linked to different identities.";
+pub const LOGIN_ALREADY_LINKED: &str = "Login is already linked to another account.";
+
+#[derive(Deserialize)]
+pub struct GetIdInput {
+    #[serde(rename = "IdentityPoolId")]
+    pool_id: String,
+    #[serde(rename = "AccountId")]
+    account_id: Option<String>,
+    #[serde(rename = "Logins")]
+    logins: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+pub struct IdentityIdInput {
+    #[serde(rename = "IdentityId")]
+    id: String,
+}
+
+#[derive(Deserialize)]
+pub struct ListInput {
+    #[serde(rename = "IdentityPoolId")]
+    pool_id: String,
+    #[serde(rename = "MaxResults")]
+    max_results: i64,
+    #[serde(rename = "NextToken")]
+    next_token: Option<String>,
+    #[serde(rename = "HideDisabled")]
+    hide_disabled: Option<bool>,
+}
+
+/// GetId: a new guest identity, or the identity that owns these logins, linking the ones that
+/// are new to it; logins of different identities are a conflict and change nothing.
+pub async fn get_id(app: &App, input: GetIdInput) -> Result<Value, ApiError> {
+    let pool = app
+        .store
+        .read(|c| pools::get(c, &input.pool_id))?
+        .ok_or_else(|| ApiError::pool_not_found(&input.pool_id))?;
+    if let Some(account) = &input.account_id {
+        if *account != pool.account_id {
+            return Err(ApiError::pool_not_found(&input.pool_id));
+        }
+    }
+    let logins = input.logins.unwrap_or_default();
+    if logins.is_empty() {
+        if !pool.settings.allow_unauthenticated {
+            return Err(ApiError::NotAuthorized(UNAUTH_NOT_SUPPORTED.to_string()));
+        }
+        let id = new_id(pool.region());
+        let pool_id = pool.id;
+        return app
+            .store
+            .write(move |c| {
+                require_pool(c, &pool_id)?;
+                sql::insert(c, &id, &pool_id, times::now())?;
+                Ok(json!({ "IdentityId": id }))
+            })
+            .await;
+    }
+    let logins = logins::resolve(app, &pool, &logins)?;
+
+    // Known logins, all on one identity: answered from a read, no write at all.
+    if let Some(id) = app.store.read(|c| known_owner(c, &pool.id, &logins))? {
+        return Ok(json!({ "IdentityId": id }));
+    }
+    let pool_id = pool.id.clone();
+    let region = pool.region().to_string();
+    app.store
+        .write(move |c| {
+            require_pool(c, &pool_id)?;
+            let id = link_logins(c, &pool_id, &region, &logins)?;
+            Ok(json!({ "IdentityId": id }))
+        })
+        .await
+}
+
+fn require_pool(c: &Connection, pool_id: &str) -> Result<(), ApiError> {
+    match pools::get(c, pool_id)? {
+        Some(_) => Ok(()),
+        None => Err(ApiError::pool_not_found(pool_id)),
+    }
+}
+
+/// The identity that owns every one of these logins, when one does and is enabled.
+fn known_owner(c: &Connection, pool: &str, logins: &[Login]) -> Result<Option<String>, ApiError> {
+    let mut owner: Option<String> = None;
+    for l in logins {
+        match sql::owner_of(c, pool, &l.provider, &l.subject)? {
+            None => return Ok(None),
+            Some(o) => match &owner {
+                Some(prev) if *prev != o => return Ok(None),
+                Some(_) => {}
+                None => owner = Some(o),
+            },
+        }
+    }
+    match owner {
+        Some(o) if sql::is_disabled(c, &o)? == Some(false) => Ok(Some(o)),
+        _ => Ok(None),
+    }
+}
+
+/// Inside a write: finds or creates the one identity these logins belong to and links the
+/// ones that are new to it.
+pub fn link_logins(
+    c: &Connection,
+    pool: &str,
+    region: &str,
+    logins: &[Login],
+) -> Result<String, ApiError> {
+    let now = times::now();
+    let mut owner: Option<String> = None;
+    let mut unlinked: Vec<&Login> = Vec::new();
+    for l in logins {
+        match sql::owner_of(c, pool, &l.provider, &l.subject)? {
+            None => unlinked.push(l),
+            Some(o) => match &owner {
+                Some(prev) if *prev != o => {
+                    return Err(ApiError::ResourceConflict(
+                        LOGINS_ON_DIFFERENT_IDENTITIES.to_string(),
+                    ))
+                }
+                Some(_) => {}
+                None => owner = Some(o),
+            },
+        }
+    }
+    let id = match owner {
+        None => {
+            let id = new_id(region);
+            sql::insert(c, &id, pool, now)?;
+            id
+        }
+        Some(id) => {
+            if sql::is_disabled(c, &id)? != Some(false) {
+                return Err(ApiError::identity_forbidden(&id));
+            }
+            if unlinked.is_empty() {
+                return Ok(id);
+            }
+            for l in &unlinked {
+                if sql::subject_for(c, &id, &l.provider)?.is_some() {
+                    return Err(ApiError::ResourceConflict(LOGIN_ALREADY_LINKED.to_string()));
+                }
+            }
+            if sql::login_count(c, &id)? + unlinked.len() as i64 > MAX_LOGINS_PER_IDENTITY {
+                return Err(ApiError::LimitExceeded(format!(
+                    "An identity can have at most {MAX_LOGINS_PER_IDENTITY} linked logins."
+                )));
+            }
+            sql::touch(c, &id, now)?;
+            id
+        }
+    };
+    for l in unlinked {
+        sql::link(c, pool, &l.provider, &l.subject, &id, now)?;
+    }
+    Ok(id)
+}
+
+/// The wire's IdentityDescription.
+fn description(
+    c: &Connection,
+    identity: &Identity,
+    developer: Option<&str>,
+) -> Result<Value, ApiError> {
+    let mut m = Map::new();
+    m.insert("IdentityId".into(), json!(identity.id));
+    let providers = sql::providers(c, &identity.id, developer)?;
+    if !providers.is_empty() {
+        m.insert("Logins".into(), json!(providers));
+    }
+    m.insert("CreationDate".into(), identity.created_at.json());
+    m.insert("LastModifiedDate".into(), identity.updated_at.json());
+    Ok(Value::Object(m))
+}
+
+/// DescribeIdentity.
+pub fn describe(app: &App, caller: &Caller, input: IdentityIdInput) -> Result<Value, ApiError> {
+    app.store.read(|c| {
+        let identity =
+            sql::get(c, &input.id)?.ok_or_else(|| ApiError::identity_not_found(&input.id))?;
+        let pool = pools::get(c, &identity.pool_id)?
+            .filter(|p| p.account_id == caller.account_id)
+            .ok_or_else(|| ApiError::identity_not_found(&input.id))?;
+        description(
+            c,
+            &identity,
+            pool.settings.developer_provider_name.as_deref(),
+        )
+    })
+}
+
+/// ListIdentities: a pool's identities in creation order.
+pub fn list(app: &App, caller: &Caller, input: ListInput) -> Result<Value, ApiError> {
+    let pool = owned_pool(app, caller, &input.pool_id)?;
+    let scope = format!("identities|{}", pool.id);
+    let after = match &input.next_token {
+        Some(t) => decode_token(&scope, t)?,
+        None => 0,
+    };
+    let limit = input.max_results.clamp(1, 60) as usize;
+    let hide = input.hide_disabled.unwrap_or(false);
+    let developer = pool.settings.developer_provider_name.as_deref();
+    app.store.read(|c| {
+        let mut rows = sql::list(c, &pool.id, after, limit, hide)?;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let mut out = Map::new();
+        out.insert("IdentityPoolId".into(), json!(pool.id));
+        let mut items = Vec::with_capacity(rows.len());
+        for r in &rows {
+            items.push(description(c, r, developer)?);
+        }
+        out.insert("Identities".into(), Value::Array(items));
+        if more {
+            if let Some(last) = rows.last() {
+                out.insert("NextToken".into(), json!(encode_token(&scope, last.seq)));
+            }
+        }
+        Ok(Value::Object(out))
+    })
+}

@@ -1,0 +1,327 @@
+//! Identity pool administration: create, describe, update, delete, list.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::{decode_token, encode_token, new_id, Caller};
+use crate::protocol::ApiError;
+use crate::store::pools::{self as sql, CognitoProvider, Pool, PoolSettings};
+use crate::times;
+use crate::App;
+
+/// Identity pools per account, as on AWS.
+pub const MAX_POOLS_PER_ACCOUNT: i64 = 1000;
+/// Tags per pool, as on AWS.
+pub const MAX_TAGS: usize = 50;
+
+#[derive(Deserialize)]
+pub struct CognitoProviderInput {
+    #[serde(rename = "ProviderName")]
+    provider_name: Option<String>,
+    #[serde(rename = "ClientId")]
+    client_id: Option<String>,
+    #[serde(rename = "ServerSideTokenCheck")]
+    server_side_token_check: Option<bool>,
+}
+
+/// CreateIdentityPool's and UpdateIdentityPool's input (Update adds the id).
+#[derive(Deserialize)]
+pub struct PoolInput {
+    #[serde(rename = "IdentityPoolId")]
+    id: Option<String>,
+    #[serde(rename = "IdentityPoolName")]
+    name: String,
+    #[serde(rename = "AllowUnauthenticatedIdentities")]
+    allow_unauthenticated: bool,
+    #[serde(rename = "AllowClassicFlow")]
+    allow_classic_flow: Option<bool>,
+    #[serde(rename = "SupportedLoginProviders")]
+    supported_login_providers: Option<BTreeMap<String, String>>,
+    #[serde(rename = "DeveloperProviderName")]
+    developer_provider_name: Option<String>,
+    #[serde(rename = "OpenIdConnectProviderARNs")]
+    openid_connect_provider_arns: Option<Vec<String>>,
+    #[serde(rename = "CognitoIdentityProviders")]
+    cognito_identity_providers: Option<Vec<CognitoProviderInput>>,
+    #[serde(rename = "SamlProviderARNs")]
+    saml_provider_arns: Option<Vec<String>>,
+    #[serde(rename = "IdentityPoolTags")]
+    tags: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+pub struct PoolIdInput {
+    #[serde(rename = "IdentityPoolId")]
+    id: String,
+}
+
+#[derive(Deserialize)]
+pub struct ListInput {
+    #[serde(rename = "MaxResults")]
+    max_results: i64,
+    #[serde(rename = "NextToken")]
+    next_token: Option<String>,
+}
+
+/// The host an IAM OIDC provider ARN names: `arn:aws:iam::123:oidc-provider/<host>` → `<host>`.
+pub fn oidc_provider_host(arn: &str) -> Option<&str> {
+    iam_resource(arn, "oidc-provider/")
+}
+
+fn iam_resource<'a>(arn: &'a str, kind: &str) -> Option<&'a str> {
+    let mut parts = arn.splitn(6, ':');
+    let (arn_s, partition, service, region, account, resource) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    let ok = arn_s == "arn"
+        && partition.starts_with("aws")
+        && service == "iam"
+        && region.is_empty()
+        && !account.is_empty()
+        && account.bytes().all(|b| b.is_ascii_digit());
+    let rest = resource.strip_prefix(kind)?;
+    (ok && !rest.is_empty()).then_some(rest)
+}
+
+/// Checks what the service model cannot, and builds the settings to store.
+fn settings_from(
+    input: PoolInput,
+) -> Result<(PoolSettings, Option<BTreeMap<String, String>>), ApiError> {
+    let mut cognito = Vec::new();
+    for p in input.cognito_identity_providers.unwrap_or_default() {
+        let Some(provider_name) = p.provider_name else {
+            return Err(ApiError::InvalidParameter(
+                "Invalid Cognito Identity Provider".to_string(),
+            ));
+        };
+        cognito.push(CognitoProvider {
+            provider_name,
+            client_id: p.client_id,
+            server_side_token_check: p.server_side_token_check.unwrap_or(false),
+        });
+    }
+    let oidc = input.openid_connect_provider_arns.unwrap_or_default();
+    for arn in &oidc {
+        if oidc_provider_host(arn).is_none() {
+            return Err(ApiError::InvalidParameter(format!(
+                "Invalid OpenIdConnectProviderARN: {arn} is not an IAM OIDC provider ARN."
+            )));
+        }
+    }
+    let saml = input.saml_provider_arns.unwrap_or_default();
+    for arn in &saml {
+        if iam_resource(arn, "saml-provider/").is_none() {
+            return Err(ApiError::InvalidParameter(format!(
+                "Invalid SamlProviderARN: {arn} is not an IAM SAML provider ARN."
+            )));
+        }
+    }
+    if let Some(tags) = &input.tags {
+        check_tag_count(tags.len())?;
+    }
+    Ok((
+        PoolSettings {
+            name: input.name,
+            allow_unauthenticated: input.allow_unauthenticated,
+            allow_classic_flow: input.allow_classic_flow,
+            developer_provider_name: input.developer_provider_name,
+            supported_login_providers: input.supported_login_providers.unwrap_or_default(),
+            openid_connect_provider_arns: oidc,
+            cognito_identity_providers: cognito,
+            saml_provider_arns: saml,
+        },
+        input.tags,
+    ))
+}
+
+/// Refuses more tags than a pool may have.
+pub fn check_tag_count(n: usize) -> Result<(), ApiError> {
+    if n > MAX_TAGS {
+        return Err(ApiError::InvalidParameter(format!(
+            "An identity pool can have at most {MAX_TAGS} tags."
+        )));
+    }
+    Ok(())
+}
+
+/// The wire's IdentityPool: only members that are set, plus IdentityPoolTags always.
+pub fn pool_json(pool: &Pool, tags: &BTreeMap<String, String>) -> Value {
+    let s = &pool.settings;
+    let mut m = Map::new();
+    m.insert("IdentityPoolId".into(), json!(pool.id));
+    m.insert("IdentityPoolName".into(), json!(s.name));
+    m.insert(
+        "AllowUnauthenticatedIdentities".into(),
+        json!(s.allow_unauthenticated),
+    );
+    if let Some(c) = s.allow_classic_flow {
+        m.insert("AllowClassicFlow".into(), json!(c));
+    }
+    if !s.supported_login_providers.is_empty() {
+        m.insert(
+            "SupportedLoginProviders".into(),
+            json!(s.supported_login_providers),
+        );
+    }
+    if let Some(d) = &s.developer_provider_name {
+        m.insert("DeveloperProviderName".into(), json!(d));
+    }
+    if !s.openid_connect_provider_arns.is_empty() {
+        m.insert(
+            "OpenIdConnectProviderARNs".into(),
+            json!(s.openid_connect_provider_arns),
+        );
+    }
+    if !s.cognito_identity_providers.is_empty() {
+        m.insert(
+            "CognitoIdentityProviders".into(),
+            json!(s.cognito_identity_providers),
+        );
+    }
+    if !s.saml_provider_arns.is_empty() {
+        m.insert("SamlProviderARNs".into(), json!(s.saml_provider_arns));
+    }
+    m.insert("IdentityPoolTags".into(), json!(tags));
+    Value::Object(m)
+}
+
+/// Reads a pool the caller's account owns; any other is "not found".
+pub fn owned_pool(app: &App, caller: &Caller, id: &str) -> Result<Pool, ApiError> {
+    app.store
+        .read(|c| sql::get(c, id))?
+        .filter(|p| p.account_id == caller.account_id)
+        .ok_or_else(|| ApiError::pool_not_found(id))
+}
+
+/// CreateIdentityPool.
+pub async fn create(app: &App, caller: &Caller, input: PoolInput) -> Result<Value, ApiError> {
+    let (settings, tags) = settings_from(input)?;
+    let tags = tags.unwrap_or_default();
+    let id = new_id(&app.config.region);
+    let account = caller.account_id.clone();
+    app.store
+        .write(move |c| {
+            if sql::count_for_account(c, &account)? >= MAX_POOLS_PER_ACCOUNT {
+                return Err(ApiError::LimitExceeded(format!(
+                    "Identity pool limit exceeded: an account can have at most {MAX_POOLS_PER_ACCOUNT} identity pools."
+                )));
+            }
+            sql::insert(c, &id, &account, &settings, times::now())?;
+            sql::set_tags(c, &id, &tags)?;
+            let pool = sql::get(c, &id)?.ok_or(ApiError::InternalError)?;
+            Ok(pool_json(&pool, &tags))
+        })
+        .await
+}
+
+/// DescribeIdentityPool.
+pub fn describe(app: &App, caller: &Caller, input: PoolIdInput) -> Result<Value, ApiError> {
+    let pool = owned_pool(app, caller, &input.id)?;
+    let tags = app.store.read(|c| sql::tags(c, &pool.id))?;
+    Ok(pool_json(&pool, &tags))
+}
+
+/// UpdateIdentityPool: a full replace, except that an omitted DeveloperProviderName or
+/// IdentityPoolTags keeps what the pool has (SEMANTICS.md §6.3).
+pub async fn update(app: &App, caller: &Caller, input: PoolInput) -> Result<Value, ApiError> {
+    let id = input.id.clone().unwrap_or_default();
+    let (mut settings, tags) = settings_from(input)?;
+    let account = caller.account_id.clone();
+    app.store
+        .write(move |c| {
+            let pool = sql::get(c, &id)?
+                .filter(|p| p.account_id == account)
+                .ok_or_else(|| ApiError::pool_not_found(&id))?;
+            match (
+                &pool.settings.developer_provider_name,
+                &settings.developer_provider_name,
+            ) {
+                (Some(old), Some(new)) if old != new => {
+                    return Err(ApiError::InvalidParameter(format!(
+                        "DeveloperProviderName cannot be changed once set: the pool's is '{old}'."
+                    )));
+                }
+                (Some(old), None) => settings.developer_provider_name = Some(old.clone()),
+                _ => {}
+            }
+            sql::update(c, &id, &settings, times::now())?;
+            let tags = match tags {
+                Some(t) => {
+                    sql::set_tags(c, &id, &t)?;
+                    t
+                }
+                None => sql::tags(c, &id)?,
+            };
+            let pool = sql::get(c, &id)?.ok_or(ApiError::InternalError)?;
+            Ok(pool_json(&pool, &tags))
+        })
+        .await
+}
+
+/// DeleteIdentityPool: the pool, its identities, logins and tags.
+pub async fn delete(app: &App, caller: &Caller, input: PoolIdInput) -> Result<Value, ApiError> {
+    let account = caller.account_id.clone();
+    app.store
+        .write(move |c| {
+            sql::get(c, &input.id)?
+                .filter(|p| p.account_id == account)
+                .ok_or_else(|| ApiError::pool_not_found(&input.id))?;
+            sql::delete(c, &input.id)?;
+            Ok(json!({}))
+        })
+        .await
+}
+
+/// ListIdentityPools: the caller's account's pools in creation order.
+pub fn list(app: &App, caller: &Caller, input: ListInput) -> Result<Value, ApiError> {
+    let scope = format!("pools|{}", caller.account_id);
+    let after = match &input.next_token {
+        Some(t) => decode_token(&scope, t)?,
+        None => 0,
+    };
+    let limit = input.max_results.clamp(1, 60) as usize;
+    let mut rows = app
+        .store
+        .read(|c| sql::list(c, &caller.account_id, after, limit))?;
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let mut out = Map::new();
+    if more {
+        if let Some((seq, _, _)) = rows.last() {
+            out.insert("NextToken".into(), json!(encode_token(&scope, *seq)));
+        }
+    }
+    let pools: Vec<Value> = rows
+        .into_iter()
+        .map(|(_, id, name)| json!({"IdentityPoolId": id, "IdentityPoolName": name}))
+        .collect();
+    out.insert("IdentityPools".into(), Value::Array(pools));
+    Ok(Value::Object(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oidc_arns_name_their_host() {
+        assert_eq!(
+            oidc_provider_host("arn:aws:iam::123456789012:oidc-provider/login.example.com"),
+            Some("login.example.com")
+        );
+        assert_eq!(
+            oidc_provider_host("arn:aws:iam::123456789012:oidc-provider/example.com/path"),
+            Some("example.com/path")
+        );
+        assert_eq!(oidc_provider_host("arn:aws:iam::123456789012:role/x"), None);
+        assert_eq!(oidc_provider_host("arn:aws:s3:::oidc-provider/x"), None);
+        assert_eq!(oidc_provider_host("nonsense"), None);
+    }
+}

@@ -1,0 +1,171 @@
+//! SQL for identities, their provider logins and developer user ids.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::StoreError;
+use crate::times::Millis;
+
+/// A stored identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub seq: i64,
+    pub id: String,
+    pub pool_id: String,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub disabled: bool,
+}
+
+fn time_col(row: &Row, i: usize) -> rusqlite::Result<Millis> {
+    let s: String = row.get(i)?;
+    Millis::parse(&s).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("bad time {s:?}").into(),
+        )
+    })
+}
+
+fn from_row(row: &Row) -> rusqlite::Result<Identity> {
+    Ok(Identity {
+        seq: row.get(0)?,
+        id: row.get(1)?,
+        pool_id: row.get(2)?,
+        created_at: time_col(row, 3)?,
+        updated_at: time_col(row, 4)?,
+        disabled: row.get(5)?,
+    })
+}
+
+/// Reads an identity by id.
+pub fn get(c: &Connection, id: &str) -> Result<Option<Identity>, StoreError> {
+    Ok(c.prepare_cached(
+        "SELECT seq, id, pool_id, created_at, updated_at, disabled FROM identities WHERE id = ?1",
+    )?
+    .query_row([id], from_row)
+    .optional()?)
+}
+
+/// The identity a provider's user is linked to in a pool, if any.
+pub fn owner_of(
+    c: &Connection,
+    pool: &str,
+    provider: &str,
+    subject: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(c.prepare_cached(
+        "SELECT identity_id FROM logins WHERE pool_id = ?1 AND provider = ?2 AND subject = ?3",
+    )?
+    .query_row([pool, provider, subject], |r| r.get(0))
+    .optional()?)
+}
+
+/// Whether an identity is disabled (None: no such identity).
+pub fn is_disabled(c: &Connection, id: &str) -> Result<Option<bool>, StoreError> {
+    Ok(
+        c.prepare_cached("SELECT disabled FROM identities WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?,
+    )
+}
+
+/// Creates an identity.
+pub fn insert(c: &Connection, id: &str, pool: &str, now: Millis) -> Result<(), StoreError> {
+    let t = now.text();
+    c.prepare_cached(
+        "INSERT INTO identities (id, pool_id, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
+    )?
+    .execute(params![id, pool, t])?;
+    Ok(())
+}
+
+/// Links a provider's user to an identity.
+pub fn link(
+    c: &Connection,
+    pool: &str,
+    provider: &str,
+    subject: &str,
+    identity: &str,
+    now: Millis,
+) -> Result<(), StoreError> {
+    c.prepare_cached(
+        "INSERT INTO logins (pool_id, provider, subject, identity_id, linked_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![pool, provider, subject, identity, now.text()])?;
+    Ok(())
+}
+
+/// The subject an identity has for a provider, if it has one.
+pub fn subject_for(
+    c: &Connection,
+    identity: &str,
+    provider: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(
+        c.prepare_cached("SELECT subject FROM logins WHERE identity_id = ?1 AND provider = ?2")?
+            .query_row([identity, provider], |r| r.get(0))
+            .optional()?,
+    )
+}
+
+/// How many logins (provider users and developer user ids) an identity has.
+pub fn login_count(c: &Connection, identity: &str) -> Result<i64, StoreError> {
+    Ok(c.prepare_cached(
+        "SELECT (SELECT count(*) FROM logins WHERE identity_id = ?1) \
+              + (SELECT count(*) FROM developer_users WHERE identity_id = ?1)",
+    )?
+    .query_row([identity], |r| r.get(0))?)
+}
+
+/// Marks an identity as changed now.
+pub fn touch(c: &Connection, identity: &str, now: Millis) -> Result<(), StoreError> {
+    c.prepare_cached("UPDATE identities SET updated_at = ?2 WHERE id = ?1")?
+        .execute(params![identity, now.text()])?;
+    Ok(())
+}
+
+/// The provider names an identity is linked with, sorted; `developer` is the pool's developer
+/// provider name, listed when the identity has developer user ids.
+pub fn providers(
+    c: &Connection,
+    identity: &str,
+    developer: Option<&str>,
+) -> Result<Vec<String>, StoreError> {
+    let mut stmt =
+        c.prepare_cached("SELECT provider FROM logins WHERE identity_id = ?1 ORDER BY provider")?;
+    let mut out: Vec<String> = stmt
+        .query_map([identity], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    if let Some(dev) = developer {
+        let has: bool = c
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM developer_users WHERE identity_id = ?1)")?
+            .query_row([identity], |r| r.get(0))?;
+        if has && !out.iter().any(|p| p == dev) {
+            out.push(dev.to_string());
+            out.sort();
+        }
+    }
+    Ok(out)
+}
+
+/// One page of a pool's identities after `after_seq`, in creation order, `limit + 1` rows so the
+/// caller knows whether another page exists.
+pub fn list(
+    c: &Connection,
+    pool: &str,
+    after_seq: i64,
+    limit: usize,
+    hide_disabled: bool,
+) -> Result<Vec<Identity>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT seq, id, pool_id, created_at, updated_at, disabled FROM identities \
+         WHERE pool_id = ?1 AND seq > ?2 AND (?3 = 0 OR disabled = 0) ORDER BY seq LIMIT ?4",
+    )?;
+    let rows = stmt.query_map(
+        params![pool, after_seq, hide_disabled, limit as i64 + 1],
+        from_row,
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

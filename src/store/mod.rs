@@ -1,0 +1,343 @@
+//! The only place SQL runs. One SQLite file in WAL mode: reads use a pool of read-only
+//! connections; every write goes through one writer thread that commits whatever requests are
+//! queued in one transaction (group commit), each request in its own savepoint, and answers each
+//! request only after that commit is on disk. WAL checkpoints run on their own thread.
+
+pub mod identities;
+pub mod migrate;
+pub mod pools;
+
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::Synchronous;
+
+/// A storage failure. It knows SQLite and the pool, nothing of HTTP.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("connection pool: {0}")]
+    Pool(#[from] r2d2::Error),
+    #[error("database {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("migration {0}")]
+    Migration(String),
+    #[error("the database has schema version {found}, newer than this idpool knows ({known}); use a newer idpool or another database file")]
+    TooNew { found: i64, known: i64 },
+    #[error("stored data is malformed: {0}")]
+    Corrupt(String),
+    #[error("the database writer has stopped")]
+    WriterGone,
+}
+
+/// How many queued requests one transaction takes at most.
+const MAX_BATCH: usize = 512;
+/// How many requests may wait for the writer before senders wait.
+const QUEUE: usize = 8192;
+/// Read connections. Reads run inline on the async workers, so a few suffice.
+const READERS: u32 = 16;
+
+type Deliver = Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> (bool, Deliver) + Send>;
+
+/// Handle to the database.
+pub struct Store {
+    path: PathBuf,
+    readers: r2d2::Pool<SqliteConnectionManager>,
+    writer: Mutex<Option<mpsc::Sender<Job>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    commits: Arc<AtomicU64>,
+    stop_checkpointer: Mutex<Option<std::sync::mpsc::Sender<()>>>,
+}
+
+fn open_flags() -> OpenFlags {
+    OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI
+}
+
+fn configure(c: &Connection, sync: Synchronous) -> rusqlite::Result<()> {
+    c.pragma_update(None, "foreign_keys", "ON")?;
+    c.pragma_update(
+        None,
+        "synchronous",
+        match sync {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        },
+    )?;
+    c.busy_timeout(Duration::from_secs(5))?;
+    c.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+impl Store {
+    /// Opens (creating the file and its folder when missing), migrates, and starts the writer
+    /// and checkpoint threads.
+    pub fn open(path: &Path, sync: Synchronous) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+        }
+        let mut writer = Connection::open_with_flags(path, open_flags())?;
+        let mode: String = writer.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Corrupt(format!(
+                "could not switch to WAL mode (got {mode})"
+            )));
+        }
+        configure(&writer, sync)?;
+        // Checkpoints run on their own thread, never in a request's commit.
+        writer.pragma_update(None, "wal_autocheckpoint", 0)?;
+        migrate::migrate(&mut writer)?;
+
+        let manager = SqliteConnectionManager::file(path)
+            .with_flags(open_flags())
+            .with_init(move |c| {
+                configure(c, sync)?;
+                c.pragma_update(None, "query_only", "ON")
+            });
+        let readers = r2d2::Pool::builder()
+            .max_size(READERS)
+            .min_idle(Some(2))
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)?;
+
+        let checkpoint_conn = Connection::open_with_flags(path, open_flags())?;
+        configure(&checkpoint_conn, sync)?;
+
+        let commits = Arc::new(AtomicU64::new(0));
+        let (tx, rx) = mpsc::channel::<Job>(QUEUE);
+        let writer_commits = commits.clone();
+        let writer_thread = std::thread::Builder::new()
+            .name("idpool-writer".into())
+            .spawn(move || writer_loop(writer, rx, writer_commits))
+            .map_err(|source| StoreError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let ck_commits = commits.clone();
+        let ck_thread = std::thread::Builder::new()
+            .name("idpool-checkpoint".into())
+            .spawn(move || checkpoint_loop(checkpoint_conn, stop_rx, ck_commits))
+            .map_err(|source| StoreError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+
+        Ok(Store {
+            path: path.to_path_buf(),
+            readers,
+            writer: Mutex::new(Some(tx)),
+            threads: Mutex::new(vec![writer_thread, ck_thread]),
+            commits,
+            stop_checkpointer: Mutex::new(Some(stop_tx)),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs a read on a read-only connection, on the calling thread. Reads are point lookups
+    /// of a few microseconds, cheaper inline than handed to another thread.
+    pub fn read<T, E>(&self, f: impl FnOnce(&Connection) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let conn = self.readers.get().map_err(StoreError::from)?;
+        f(&conn)
+    }
+
+    /// Runs `f` inside the writer's next transaction, in a savepoint of its own, and returns
+    /// its result once the transaction is durably committed. An `Err` from `f` rolls back its
+    /// savepoint only: what `f` changed is undone, other requests in the batch are not touched.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    {
+        let sender = self
+            .writer
+            .lock()
+            .ok()
+            .and_then(|g| g.as_ref().cloned())
+            .ok_or(StoreError::WriterGone)?;
+        let (tx, rx) = oneshot::channel::<Result<T, E>>();
+        let job: Job = Box::new(move |conn| {
+            let result = f(conn);
+            let keep = result.is_ok();
+            let deliver: Deliver = Box::new(move |commit| {
+                let out = match (result, commit) {
+                    (Ok(v), Ok(())) => Ok(v),
+                    (Ok(_), Err(e)) => {
+                        Err(E::from(StoreError::Corrupt(format!("commit failed: {e}"))))
+                    }
+                    (Err(e), _) => Err(e),
+                };
+                let _ = tx.send(out);
+            });
+            (keep, deliver)
+        });
+        if sender.send(job).await.is_err() {
+            return Err(StoreError::WriterGone.into());
+        }
+        match rx.await {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::WriterGone.into()),
+        }
+    }
+
+    /// Number of write transactions committed since start (for measurements).
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Finishes queued writes, stops the writer, then checkpoints and truncates the WAL.
+    pub fn close(&self) {
+        if let Ok(mut w) = self.writer.lock() {
+            w.take();
+        }
+        let threads = match self.threads.lock() {
+            Ok(mut t) => std::mem::take(&mut *t),
+            Err(_) => Vec::new(),
+        };
+        let mut threads = threads.into_iter();
+        // The writer first: it drains the queue and exits once no sender is left.
+        if let Some(writer) = threads.next() {
+            let _ = writer.join();
+        }
+        if let Ok(mut s) = self.stop_checkpointer.lock() {
+            s.take();
+        }
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, commits: Arc<AtomicU64>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = Vec::with_capacity(16);
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        run_batch(&conn, batch);
+        commits.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
+fn run_batch(conn: &Connection, batch: Vec<Job>) {
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
+        tracing::error!(error = %e, "could not begin a write transaction");
+        // The jobs are dropped unrun: their callers see the writer as gone.
+        return;
+    }
+    let mut delivers: Vec<Deliver> = Vec::with_capacity(batch.len());
+    let mut broken: Option<StoreError> = None;
+    for job in batch {
+        if broken.is_some() {
+            // Dropping the job fails its caller with WriterGone-like error.
+            continue;
+        }
+        if let Err(e) = exec(conn, "SAVEPOINT request") {
+            broken = Some(e.into());
+            continue;
+        }
+        match std::panic::catch_unwind(AssertUnwindSafe(|| job(conn))) {
+            Ok((keep, deliver)) => {
+                let end = if keep {
+                    exec(conn, "RELEASE request")
+                } else {
+                    exec(conn, "ROLLBACK TO request").and_then(|_| exec(conn, "RELEASE request"))
+                };
+                if let Err(e) = end {
+                    broken = Some(e.into());
+                }
+                delivers.push(deliver);
+            }
+            Err(_) => {
+                tracing::error!("a write request panicked; its changes were rolled back");
+                let _ =
+                    exec(conn, "ROLLBACK TO request").and_then(|_| exec(conn, "RELEASE request"));
+            }
+        }
+        if conn.is_autocommit() && broken.is_none() {
+            broken = Some(StoreError::Corrupt(
+                "the write transaction was aborted".into(),
+            ));
+        }
+    }
+    let outcome: Result<(), Arc<StoreError>> = match broken {
+        Some(e) => {
+            tracing::error!(error = %e, "write batch failed; rolling back");
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(Arc::new(e))
+        }
+        None => match exec(conn, "COMMIT") {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                tracing::error!(error = %e, "commit failed; rolling back");
+                let _ = conn.execute_batch("ROLLBACK");
+                Err(Arc::new(e.into()))
+            }
+        },
+    };
+    for d in delivers {
+        d(outcome.clone());
+    }
+}
+
+fn checkpoint_loop(conn: Connection, stop: std::sync::mpsc::Receiver<()>, commits: Arc<AtomicU64>) {
+    let mut seen = 0u64;
+    loop {
+        let stopping = matches!(
+            stop.recv_timeout(Duration::from_millis(500)),
+            Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
+        );
+        let now = commits.load(Ordering::Relaxed);
+        if stopping {
+            // close() stops the writer before this, so a TRUNCATE leaves a clean file.
+            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            break;
+        }
+        if now != seen {
+            seen = now;
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "WAL checkpoint failed");
+            }
+        }
+    }
+}
