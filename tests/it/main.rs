@@ -1,1 +1,12 @@
-fn main() {}
+//! One integration-test binary (one link): each module drives a real server over loopback.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+mod auth;
+mod binary;
+mod concurrency;
+mod getid;
+mod pools;
+mod protocol;
