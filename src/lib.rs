@@ -9,6 +9,8 @@
 //! - `ops`: the operations themselves.
 //! - `store`: SQLite — migrations, the group-commit writer, and all SQL.
 //! - `times`: time as stored (readable text) and as sent (epoch seconds).
+//! - `tokens`: this server's OpenID tokens: signing keys, JWKS, discovery.
+//! - `verify`: checking provider login tokens (oidc, introspect, trust).
 
 pub mod auth;
 pub mod config;
@@ -18,6 +20,8 @@ pub mod server;
 pub mod service;
 pub mod store;
 pub mod times;
+pub mod tokens;
+pub mod verify;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +38,8 @@ pub struct App {
     pub store: store::Store,
     pub validator: protocol::validate::Validator,
     pub keys: auth::Keys,
+    pub tokens: tokens::Tokens,
+    pub verifier: verify::Verifier,
 }
 
 /// Why the server could not start.
@@ -48,6 +54,8 @@ pub enum StartError {
     },
     #[error("service model: {0}")]
     Model(String),
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 impl App {
@@ -56,11 +64,15 @@ impl App {
         let validator = protocol::validate::Validator::new().map_err(StartError::Model)?;
         let store = store::Store::open(&config.database.path, config.database.synchronous)?;
         let keys = auth::Keys::from_config(&config);
+        let tokens = tokens::Tokens::open(&config.database.path, config.issuer())?;
+        let verifier = verify::Verifier::new(&config).map_err(StartError::Config)?;
         Ok(App {
             config,
             store,
             validator,
             keys,
+            tokens,
+            verifier,
         })
     }
 

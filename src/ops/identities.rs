@@ -79,7 +79,7 @@ pub async fn get_id(app: &App, input: GetIdInput) -> Result<Value, ApiError> {
             })
             .await;
     }
-    let logins = logins::resolve(app, &pool, &logins)?;
+    let logins = logins::resolve(app, &pool, &logins).await?;
 
     // Known logins, all on one identity: answered from a read, no write at all.
     if let Some(id) = app.store.read(|c| known_owner(c, &pool.id, &logins))? {

@@ -1,22 +1,28 @@
-//! Turning a `Logins` map into (provider, subject) pairs: is the provider configured on the
-//! pool, and which user does its token stand for.
+//! Turning a `Logins` map into checked logins: is the provider configured on the pool, and
+//! which user does its token stand for.
 
 use std::collections::BTreeMap;
 
+use serde_json::{Map, Value};
+
 use super::pools::oidc_provider_host;
-use crate::config::{DefaultVerify, VerifyMode};
 use crate::protocol::ApiError;
 use crate::store::pools::Pool;
 use crate::App;
 
-/// A login whose token was checked: the provider name and the provider's user id.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The Logins key under which clients pass back a token this server issued.
+pub const COGNITO_IDENTITY_PROVIDER: &str = "cognito-identity.amazonaws.com";
+
+/// A login whose token was checked: the provider name, the provider's user id, and the
+/// token's claims (for role mapping and principal tags).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Login {
     pub provider: String,
     pub subject: String,
+    pub claims: Map<String, Value>,
 }
 
-const NOT_SUPPORTED: &str = "Token is not from a supported provider of this identity pool.";
+pub const NOT_SUPPORTED: &str = "Token is not from a supported provider of this identity pool.";
 
 /// Whether a pool accepts logins of this provider: a SupportedLoginProviders key, a
 /// CognitoIdentityProviders name, an OpenID Connect provider ARN's host or a SAML provider ARN.
@@ -40,8 +46,10 @@ fn has_public_providers(pool: &Pool) -> bool {
         && s.saml_provider_arns.is_empty())
 }
 
-/// Checks every login of a call; one bad login fails the whole call.
-pub fn resolve(
+/// Checks every public-provider login of a call; one bad login fails the whole call.
+/// `cognito-identity.amazonaws.com` is not a provider here: callers that accept this server's
+/// own tokens take that key out first.
+pub async fn resolve(
     app: &App,
     pool: &Pool,
     logins: &BTreeMap<String, String>,
@@ -52,35 +60,19 @@ pub fn resolve(
             pool.id
         )));
     }
-    let mut out = Vec::with_capacity(logins.len());
-    for (provider, token) in logins {
+    for provider in logins.keys() {
         if !provider_configured(pool, provider) {
             return Err(ApiError::NotAuthorized(NOT_SUPPORTED.to_string()));
         }
-        let subject = verify(app, provider, token)?;
+    }
+    let mut out = Vec::with_capacity(logins.len());
+    for (provider, token) in logins {
+        let v = app.verifier.verify(pool, provider, token).await?;
         out.push(Login {
             provider: provider.clone(),
-            subject,
+            subject: v.subject,
+            claims: v.claims,
         });
     }
     Ok(out)
-}
-
-/// The user id a provider's token stands for, per the provider's `verify` mode.
-fn verify(app: &App, provider: &str, token: &str) -> Result<String, ApiError> {
-    let mode = match app.config.providers.named.get(provider) {
-        Some(p) => p.verify,
-        None => match app.config.providers.default {
-            DefaultVerify::Trust => VerifyMode::Trust,
-            DefaultVerify::Reject => {
-                return Err(ApiError::NotAuthorized(NOT_SUPPORTED.to_string()))
-            }
-        },
-    };
-    match mode {
-        VerifyMode::Trust => Ok(token.to_string()),
-        VerifyMode::Oidc | VerifyMode::Introspect => Err(ApiError::ExternalService(format!(
-            "Login verification for provider '{provider}' is not available in this version of idpool."
-        ))),
-    }
 }

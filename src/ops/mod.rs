@@ -4,6 +4,8 @@
 pub mod identities;
 pub mod logins;
 pub mod pools;
+pub mod roles;
+pub mod tags;
 
 use base64::Engine;
 use serde::de::DeserializeOwned;
@@ -43,21 +45,25 @@ pub async fn dispatch(
         Operation::GetId => identities::get_id(app, decode(input)?).await,
         Operation::DescribeIdentity => identities::describe(app, caller, decode(input)?),
         Operation::ListIdentities => identities::list(app, caller, decode(input)?),
+        Operation::SetIdentityPoolRoles => roles::set_identity_pool_roles(app, caller, input).await,
+        Operation::GetIdentityPoolRoles => roles::get_identity_pool_roles(app, caller, input),
+        Operation::SetPrincipalTagAttributeMap => {
+            roles::set_principal_tag_attribute_map(app, caller, input).await
+        }
+        Operation::GetPrincipalTagAttributeMap => {
+            roles::get_principal_tag_attribute_map(app, caller, input)
+        }
+        Operation::TagResource => tags::tag_resource(app, caller, input).await,
+        Operation::UntagResource => tags::untag_resource(app, caller, input).await,
+        Operation::ListTagsForResource => tags::list_tags_for_resource(app, caller, input),
         Operation::DeleteIdentities
         | Operation::GetCredentialsForIdentity
-        | Operation::GetIdentityPoolRoles
         | Operation::GetOpenIdToken
         | Operation::GetOpenIdTokenForDeveloperIdentity
-        | Operation::GetPrincipalTagAttributeMap
-        | Operation::ListTagsForResource
         | Operation::LookupDeveloperIdentity
         | Operation::MergeDeveloperIdentities
-        | Operation::SetIdentityPoolRoles
-        | Operation::SetPrincipalTagAttributeMap
-        | Operation::TagResource
         | Operation::UnlinkDeveloperIdentity
-        | Operation::UnlinkIdentity
-        | Operation::UntagResource => Err(ApiError::UnsupportedOperation(format!(
+        | Operation::UnlinkIdentity => Err(ApiError::UnsupportedOperation(format!(
             "{} is not supported by this server yet.",
             op.name()
         ))),
