@@ -1,11 +1,12 @@
-//! The `idpool` command: read the configuration, open the database, serve until SIGTERM/SIGINT.
+//! The `idpool` command: read the configuration, open the database, serve until SIGTERM/SIGINT;
+//! `idpool keys rotate` replaces the token signing key.
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use idpool::{Config, Server};
 
 /// A self-hosted, persistent, wire-compatible Amazon Cognito Identity server.
@@ -13,14 +14,36 @@ use idpool::{Config, Server};
 #[command(name = "idpool", version)]
 struct Cli {
     /// Configuration file (TOML). Without it the embedded defaults apply.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
     /// Address to listen on, e.g. 127.0.0.1:4666 (port 0 picks a free port). Overrides the file.
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
     /// SQLite database file. Overrides the file.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", global = true)]
     database: Option<PathBuf>,
+    /// Without a command, serve.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// Maintenance commands; they work on the database file, with or without a server running.
+#[derive(Subcommand)]
+enum Command {
+    /// The keys that sign this server's OpenID tokens.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+/// What to do with the signing keys.
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Add a new signing key that becomes current. Older keys stay published (and accepted)
+    /// for 24 h 5 min, the longest a token they signed can still be valid. Running servers
+    /// switch to the new key within seconds, without a restart. Prints the new key id.
+    Rotate,
 }
 
 fn main() -> ExitCode {
@@ -50,6 +73,12 @@ fn main() -> ExitCode {
     if let Some(d) = cli.database {
         config.database.path = d;
     }
+    if let Some(Command::Keys {
+        action: KeysAction::Rotate,
+    }) = cli.command
+    {
+        return rotate_keys(&config);
+    }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -62,6 +91,39 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(run(config))
+}
+
+/// `idpool keys rotate`: migrates the database if needed, adds the new current key and prints
+/// one line naming it. A missing database file is an error, not a new database: a wrong path
+/// must not look like a successful rotation.
+fn rotate_keys(config: &Config) -> ExitCode {
+    let path = &config.database.path;
+    if !path.is_file() {
+        eprintln!(
+            "idpool: no database at {}: check --database or [database] path (the server creates it when it first starts)",
+            path.display()
+        );
+        return ExitCode::from(1);
+    }
+    match idpool::tokens::Tokens::rotate(path) {
+        Ok(r) if r.retiring.is_empty() => {
+            println!("new signing key {} is current", r.kid);
+            ExitCode::SUCCESS
+        }
+        Ok(r) => {
+            println!(
+                "new signing key {} is current; older keys ({}) stay published until {} UTC",
+                r.kid,
+                r.retiring.join(", "),
+                r.retire_after.text()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("idpool: cannot rotate the signing key: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 async fn run(config: Config) -> ExitCode {

@@ -32,6 +32,8 @@ pub async fn handle(
     let request_id = uuid::Uuid::new_v4().to_string();
     let mut resp = if req.method() == Method::OPTIONS {
         preflight(&req)
+    } else if let Some(r) = well_known(&app, &req) {
+        r
     } else {
         let (op, outcome) = route(&app, req).await;
         match outcome {
@@ -55,6 +57,28 @@ pub async fn handle(
         HeaderValue::from_static(EXPOSE_HEADERS),
     );
     Ok(resp)
+}
+
+/// `GET`/`HEAD` of the two OpenID documents verifiers fetch (discovery and JWKS, see `tokens`):
+/// public, cacheable JSON. `None` for every other request, which takes the awsJson path.
+fn well_known(app: &App, req: &Request<Incoming>) -> Option<Response<Full<Bytes>>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return None;
+    }
+    let doc = match req.uri().path() {
+        "/.well-known/openid-configuration" => app.tokens.discovery(),
+        "/.well-known/jwks_uri" => app.tokens.jwks(),
+        _ => return None,
+    };
+    // hyper sends the headers (with Content-Length) but no body for HEAD.
+    let mut r = Response::new(Full::new(Bytes::from(doc.to_string())));
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        hyper::header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    Some(r)
 }
 
 fn log_error(op: Option<Operation>, e: &ApiError, request_id: &str) {

@@ -1,19 +1,395 @@
-//! STUB — OpenID token issuance (signing keys, JWKS, discovery). Being written.
+//! This server's own OpenID tokens: RSA signing keys kept in the database, RS512 issuing and
+//! verifying, the JWKS and the discovery document, and key rotation.
+//!
+//! # Keys
+//! Keys live in the `signing_keys` table (migration 0002) so tokens survive restarts and every
+//! process on the same database file signs with the same keys. The key with the highest `seq`
+//! is *current*: it signs every new token. Every key whose `retire_after` is unset or still in
+//! the future is *published* (JWKS) and accepted by [`Tokens::verify`].
+//!
+//! # Rotation and reloading
+//! [`Tokens::rotate`] (the `idpool keys rotate` command) adds a new key, which becomes current,
+//! and sets `retire_after` on every older key still in use to now + 24 h + 5 min: the longest
+//! lifetime a token can have (developer tokens, 86,400 s) plus the verification leeway, so no
+//! token signed by an older key becomes unverifiable while it is still valid.
+//!
+//! A running server notices a rotation by itself, without a restart: issuing and serving the
+//! JWKS check, at most once every [`RELOAD_INTERVAL`] (one caller does it, the others go on
+//! with the loaded keys), whether the key table changed (one aggregate query on a short-lived
+//! connection, ~0.2 ms) and reload it if so; the check runs on the calling thread, before the
+//! token is signed, so the first token after a rotation is noticed already uses the new key.
+//! A token whose `kid` is unknown also triggers a check (at most once every
+//! [`UNKNOWN_KID_RECHECK`]), so a token signed by a key that another process just created is
+//! accepted at once. Between checks nothing touches the database: the current key is held
+//! parsed in memory.
 
-use serde_json::{Map, Value};
+use std::fmt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::digest;
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rsa::{KeySize, PublicKeyComponents};
+use aws_lc_rs::signature::{
+    KeyPair as _, ParsedPublicKey, RsaKeyPair, RSA_PKCS1_2048_8192_SHA512, RSA_PKCS1_SHA512,
+};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rusqlite::{Connection, OpenFlags};
+use serde_json::{json, Map, Value};
 
 use crate::protocol::ApiError;
 use crate::store::StoreError;
+use crate::times::{self, Millis};
+
+/// The one algorithm issued and accepted, as AWS uses it.
+pub const ALG: &str = "RS512";
+/// Clock skew tolerated when checking `exp`.
+pub const LEEWAY_SECS: i64 = 300;
+/// The longest lifetime of a token we issue (GetOpenIdTokenForDeveloperIdentity's maximum).
+pub const MAX_TOKEN_LIFETIME_SECS: i64 = 86_400;
+/// How long a key stays published after a rotation replaced it: any token it signed has
+/// expired (beyond the leeway) by then.
+pub const RETIRE_AFTER_SECS: i64 = MAX_TOKEN_LIFETIME_SECS + LEEWAY_SECS;
+/// How often the issuing and publishing paths look for keys added by a rotation.
+pub const RELOAD_INTERVAL: Duration = Duration::from_secs(5);
+/// How often a token with an unknown `kid` may make us look in the database again.
+pub const UNKNOWN_KID_RECHECK: Duration = Duration::from_secs(1);
+
+/// AWS's text for any token that cannot be verified (signature, kid, alg, format).
+pub const MSG_COULD_NOT_VERIFY: &str = "Invalid login token. Couldn't verify signed token.";
+/// AWS's text for a token of another issuer.
+pub const MSG_WRONG_ISSUER: &str = "Invalid login token. Issuer doesn't match providerName";
+
+fn could_not_verify() -> ApiError {
+    ApiError::NotAuthorized(MSG_COULD_NOT_VERIFY.to_string())
+}
+
+/// Epoch seconds now.
+fn now_secs() -> i64 {
+    times::now().0.div_euclid(1000)
+}
+
+/// A key that verifies and is published.
+struct PublicKey {
+    kid: String,
+    /// The JWK exactly as stored and published.
+    jwk: Value,
+    verifier: ParsedPublicKey,
+    retire_after: Option<Millis>,
+}
+
+impl PublicKey {
+    fn published_at(&self, now: Millis) -> bool {
+        self.retire_after.is_none_or(|t| now < t)
+    }
+}
+
+/// The current key, parsed once, ready to sign.
+struct Signer {
+    kid: String,
+    /// `base64url({"kid":…,"typ":"JWS","alg":"RS512"})`, the same for every token.
+    header_b64: String,
+    pair: RsaKeyPair,
+}
+
+/// What a check compares to decide whether the key table changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fingerprint {
+    count: i64,
+    max_seq: i64,
+    max_retire: String,
+}
+
+/// One consistent snapshot of the key table.
+struct KeySet {
+    /// Newest first.
+    keys: Vec<Arc<PublicKey>>,
+    signer: Signer,
+    fingerprint: Fingerprint,
+}
+
+/// Lets one caller in per interval, without locks; the others go on with what they have.
+struct Throttle {
+    /// Milliseconds since `Tokens::base`, plus one; 0 means never.
+    last: AtomicU64,
+}
+
+impl Throttle {
+    fn new(last: u64) -> Throttle {
+        Throttle {
+            last: AtomicU64::new(last),
+        }
+    }
+
+    fn claim(&self, base: Instant, every: Duration) -> bool {
+        let now = u64::try_from(base.elapsed().as_millis())
+            .unwrap_or(u64::MAX - 1)
+            .saturating_add(1);
+        let last = self.last.load(Ordering::Acquire);
+        let every = u64::try_from(every.as_millis()).unwrap_or(u64::MAX);
+        if last != 0 && now.saturating_sub(last) < every {
+            return false;
+        }
+        self.last
+            .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+}
 
 /// Issues and checks this server's own OpenID tokens.
+///
+/// Cheap to use from many tasks at once: issuing reads an in-memory snapshot of the keys
+/// (see the module documentation for when it is refreshed from the database).
 pub struct Tokens {
     issuer: String,
+    db: std::path::PathBuf,
+    keys: RwLock<Arc<KeySet>>,
+    base: Instant,
+    periodic: Throttle,
+    unknown_kid: Throttle,
+}
+
+impl fmt::Debug for Tokens {
+    /// Names the issuer and the key ids; never key material.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set = self.snapshot();
+        let kids: Vec<&str> = set.keys.iter().map(|k| k.kid.as_str()).collect();
+        f.debug_struct("Tokens")
+            .field("issuer", &self.issuer)
+            .field("current", &set.signer.kid)
+            .field("kids", &kids)
+            .finish()
+    }
+}
+
+/// What [`Tokens::rotate`] did.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    /// The new current key.
+    pub kid: String,
+    /// Older keys that were in use and now stop being published after `retire_after`.
+    pub retiring: Vec<String>,
+    /// When they stop being published.
+    pub retire_after: Millis,
+    /// Keys already past their retirement that were deleted.
+    pub deleted: usize,
+}
+
+/// A freshly generated key, not yet stored.
+struct NewKey {
+    pkcs8: Vec<u8>,
+    n: String,
+    e: String,
+}
+
+impl NewKey {
+    fn generate() -> Result<NewKey, StoreError> {
+        let pair = aws_lc_rs::rsa::KeyPair::generate(KeySize::Rsa2048)
+            .map_err(|_| keygen_failed("generate"))?;
+        let pkcs8 = pair
+            .as_der()
+            .map_err(|_| keygen_failed("serialise"))?
+            .as_ref()
+            .to_vec();
+        let parts = PublicKeyComponents::<Vec<u8>>::from(pair.public_key());
+        Ok(NewKey {
+            pkcs8,
+            n: URL_SAFE_NO_PAD.encode(&parts.n),
+            e: URL_SAFE_NO_PAD.encode(&parts.e),
+        })
+    }
+
+    /// `idpool-<seq>-<8 hex of the RFC 7638 thumbprint>`: ordered for people, and unique
+    /// even across databases (a recreated database never reuses a kid a verifier has cached
+    /// with another key).
+    fn kid(&self, seq: i64) -> String {
+        let canonical = format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, self.e, self.n);
+        let d = digest::digest(&digest::SHA256, canonical.as_bytes());
+        let hex: String = d
+            .as_ref()
+            .iter()
+            .take(4)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("idpool-{seq}-{hex}")
+    }
+
+    fn jwk(&self, kid: &str) -> Value {
+        json!({"kty": "RSA", "alg": ALG, "use": "sig", "kid": kid, "n": self.n, "e": self.e})
+    }
+
+    /// Inserts this key with the next `seq`; the caller holds an IMMEDIATE transaction.
+    fn insert(&self, conn: &Connection, now: Millis) -> Result<String, StoreError> {
+        let seq: i64 = conn.query_row(
+            "SELECT coalesce(max(seq), 0) + 1 FROM signing_keys",
+            [],
+            |r| r.get(0),
+        )?;
+        let kid = self.kid(seq);
+        conn.execute(
+            "INSERT INTO signing_keys (kid, seq, private_key, public_jwk, created_at, retire_after)
+             VALUES (?1, ?2, ?3, ?4, ?5, NULL)",
+            rusqlite::params![kid, seq, self.pkcs8, self.jwk(&kid).to_string(), now.text()],
+        )?;
+        Ok(kid)
+    }
+}
+
+fn keygen_failed(step: &str) -> StoreError {
+    StoreError::Io {
+        path: "(token signing key)".to_string(),
+        source: std::io::Error::other(format!("RSA key generation failed ({step})")),
+    }
+}
+
+/// A short-lived connection to the (already migrated) database file.
+fn connect(db: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+fn fingerprint(conn: &Connection) -> Result<Fingerprint, StoreError> {
+    Ok(conn.query_row(
+        "SELECT count(*), coalesce(max(seq), 0), coalesce(max(retire_after), '') FROM signing_keys",
+        [],
+        |r| {
+            Ok(Fingerprint {
+                count: r.get(0)?,
+                max_seq: r.get(1)?,
+                max_retire: r.get(2)?,
+            })
+        },
+    )?)
+}
+
+fn corrupt(kid: &str, what: &str) -> StoreError {
+    StoreError::Corrupt(format!("signing key {kid}: {what}"))
+}
+
+fn parse_public(kid: &str, text: &str, retire: Option<String>) -> Result<PublicKey, StoreError> {
+    let jwk: Value = serde_json::from_str(text).map_err(|_| corrupt(kid, "public_jwk"))?;
+    let part = |name: &str| {
+        jwk.get(name)
+            .and_then(Value::as_str)
+            .and_then(|s| URL_SAFE_NO_PAD.decode(s).ok())
+            .ok_or_else(|| corrupt(kid, "public_jwk n/e"))
+    };
+    let components = PublicKeyComponents {
+        n: part("n")?,
+        e: part("e")?,
+    };
+    let verifier = components
+        .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA512)
+        .map_err(|_| corrupt(kid, "public key rejected"))?;
+    let retire_after = match retire {
+        None => None,
+        Some(t) => Some(Millis::parse(&t).ok_or_else(|| corrupt(kid, "retire_after"))?),
+    };
+    Ok(PublicKey {
+        kid: kid.to_string(),
+        jwk,
+        verifier,
+        retire_after,
+    })
+}
+
+fn parse_signer(kid: &str, pkcs8: &[u8], public: &PublicKey) -> Result<Signer, StoreError> {
+    let pair = RsaKeyPair::from_pkcs8(pkcs8).map_err(|_| corrupt(kid, "private key rejected"))?;
+    let n = PublicKeyComponents::<Vec<u8>>::from(pair.public_key()).n;
+    if public.jwk.get("n").and_then(Value::as_str) != Some(URL_SAFE_NO_PAD.encode(n).as_str()) {
+        return Err(corrupt(kid, "private key does not match public_jwk"));
+    }
+    let header = json!(kid).to_string();
+    let header = format!(r#"{{"kid":{header},"typ":"JWS","alg":"{ALG}"}}"#);
+    Ok(Signer {
+        kid: kid.to_string(),
+        header_b64: URL_SAFE_NO_PAD.encode(header),
+        pair,
+    })
+}
+
+/// Reads the whole table in one read transaction; only the newest private key is parsed.
+fn load(conn: &Connection) -> Result<KeySet, StoreError> {
+    let tx = conn.unchecked_transaction()?;
+    let conn: &Connection = &tx;
+    let fp = fingerprint(conn)?;
+    let mut stmt =
+        conn.prepare("SELECT kid, public_jwk, retire_after FROM signing_keys ORDER BY seq DESC")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<String>>(2)?,
+        ))
+    })?;
+    let mut keys = Vec::new();
+    for row in rows {
+        let (kid, jwk, retire) = row?;
+        keys.push(Arc::new(parse_public(&kid, &jwk, retire)?));
+    }
+    let Some(current) = keys.first() else {
+        return Err(StoreError::Corrupt("no token signing key".to_string()));
+    };
+    let pkcs8: Vec<u8> = conn.query_row(
+        "SELECT private_key FROM signing_keys WHERE kid = ?1",
+        [&current.kid],
+        |r| r.get(0),
+    )?;
+    let signer = parse_signer(&current.kid, &pkcs8, current)?;
+    Ok(KeySet {
+        keys,
+        signer,
+        fingerprint: fp,
+    })
+}
+
+fn decode_json_object(part: &str) -> Option<Map<String, Value>> {
+    let bytes = URL_SAFE_NO_PAD.decode(part).ok()?;
+    match serde_json::from_slice(&bytes).ok()? {
+        Value::Object(m) => Some(m),
+        _ => None,
+    }
 }
 
 impl Tokens {
-    /// Loads the signing keys from the database file, generating the first one when there is none.
-    pub fn open(_db: &std::path::Path, issuer: String) -> Result<Tokens, StoreError> {
-        Ok(Tokens { issuer })
+    /// Loads the signing keys from the database file, generating the first one when there is
+    /// none.
+    ///
+    /// The database must already be migrated (`Store::open` does it). The first key is
+    /// generated outside any transaction (it takes a moment) and inserted in an IMMEDIATE
+    /// transaction that checks again that the table is empty, so two processes starting at
+    /// once end up sharing one first key.
+    pub fn open(db: &Path, issuer: String) -> Result<Tokens, StoreError> {
+        let mut conn = connect(db)?;
+        if fingerprint(&conn)?.count == 0 {
+            let fresh = NewKey::generate()?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            if fingerprint(&tx)?.count == 0 {
+                let kid = fresh.insert(&tx, times::now())?;
+                tracing::info!(kid, "generated the first token signing key");
+            }
+            tx.commit()?;
+        }
+        let set = load(&conn)?;
+        drop(conn);
+        Ok(Tokens {
+            issuer,
+            db: db.to_path_buf(),
+            keys: RwLock::new(Arc::new(set)),
+            base: Instant::now(),
+            // Just loaded: the first periodic check is due one interval from now.
+            periodic: Throttle::new(1),
+            unknown_kid: Throttle::new(0),
+        })
     }
 
     /// The `iss` of issued tokens.
@@ -21,26 +397,697 @@ impl Tokens {
         &self.issuer
     }
 
-    /// Signs `claims` (RS512, current key) after adding `iss`, `iat` and `exp = iat + ttl_secs`.
-    pub fn issue(&self, _claims: Map<String, Value>, _ttl_secs: u64) -> Result<String, ApiError> {
-        Err(ApiError::InternalError)
+    /// The `kid` of the key that signs new tokens, as of the last check.
+    pub fn current_kid(&self) -> String {
+        self.snapshot().signer.kid.clone()
+    }
+
+    fn snapshot(&self) -> Arc<KeySet> {
+        match self.keys.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Checks the database for a changed key table now and reloads it if it changed; returns
+    /// whether it did. The server calls this on its own (see the module documentation); tools
+    /// and tests call it to see a rotation at once.
+    pub fn refresh(&self) -> Result<bool, StoreError> {
+        let conn = connect(&self.db)?;
+        let fp = fingerprint(&conn)?;
+        if fp == self.snapshot().fingerprint {
+            return Ok(false);
+        }
+        let set = Arc::new(load(&conn)?);
+        drop(conn);
+        let new = set.signer.kid.clone();
+        let mut g = match self.keys.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        // Two checks racing: never let the older snapshot win.
+        if set.fingerprint.max_seq < g.fingerprint.max_seq {
+            return Ok(false);
+        }
+        let old = std::mem::replace(&mut *g, set).signer.kid.clone();
+        drop(g);
+        if old != new {
+            tracing::info!(old, new, "token signing key changed");
+        }
+        Ok(true)
+    }
+
+    /// [`Tokens::refresh`] if `throttle` lets this caller in; failures keep the loaded keys.
+    fn refresh_throttled(&self, throttle: &Throttle, every: Duration) {
+        if !throttle.claim(self.base, every) {
+            return;
+        }
+        if let Err(e) = self.refresh() {
+            tracing::warn!(
+                error = %e,
+                "could not check the token signing keys; keeping the loaded ones"
+            );
+        }
+    }
+
+    /// Signs `claims` (RS512, current key) after adding `iss`, `iat` and `exp = iat + ttl_secs`
+    /// (those three replace any the caller set). The header is
+    /// `{"kid":…,"typ":"JWS","alg":"RS512"}`, as AWS sends it.
+    pub fn issue(&self, mut claims: Map<String, Value>, ttl_secs: u64) -> Result<String, ApiError> {
+        self.refresh_throttled(&self.periodic, RELOAD_INTERVAL);
+        let set = self.snapshot();
+        let iat = now_secs();
+        let exp = iat.saturating_add(i64::try_from(ttl_secs).unwrap_or(i64::MAX));
+        claims.insert("iss".into(), Value::from(self.issuer.as_str()));
+        claims.insert("iat".into(), Value::from(iat));
+        claims.insert("exp".into(), Value::from(exp));
+        let payload = serde_json::to_vec(&claims).map_err(|e| {
+            tracing::error!(error = %e, "could not encode token claims");
+            ApiError::InternalError
+        })?;
+        let signer = &set.signer;
+        let mut token =
+            String::with_capacity(signer.header_b64.len() + payload.len() * 4 / 3 + 360);
+        token.push_str(&signer.header_b64);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+        let mut signature = vec![0u8; signer.pair.public_modulus_len()];
+        signer
+            .pair
+            .sign(
+                &RSA_PKCS1_SHA512,
+                &aws_lc_rs::rand::SystemRandom::new(),
+                token.as_bytes(),
+                &mut signature,
+            )
+            .map_err(|_| {
+                tracing::error!(kid = signer.kid, "RSA signing failed");
+                ApiError::InternalError
+            })?;
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
+        Ok(token)
+    }
+
+    /// The published key with this kid, if any.
+    fn find(&self, kid: &str, now: Millis) -> Option<Arc<PublicKey>> {
+        self.snapshot()
+            .keys
+            .iter()
+            .find(|k| k.kid == kid && k.published_at(now))
+            .cloned()
     }
 
     /// Checks a token this server issued (signature by a published key, `iss`, `exp`) and
     /// returns its claims; failures are NotAuthorizedException with AWS's messages.
-    pub fn verify(&self, _token: &str) -> Result<Map<String, Value>, ApiError> {
-        Err(ApiError::NotAuthorized(
-            "Invalid login token. Couldn't verify signed token.".into(),
-        ))
+    ///
+    /// Only `alg: RS512` is accepted (never `none`, never an HMAC keyed with our public key),
+    /// and the `kid` must name a published key. `exp` is required and allowed
+    /// [`LEEWAY_SECS`] of clock skew.
+    pub fn verify(&self, token: &str) -> Result<Map<String, Value>, ApiError> {
+        let mut parts = token.split('.');
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(could_not_verify());
+        };
+        let header = decode_json_object(h).ok_or_else(could_not_verify)?;
+        if header.get("alg").and_then(Value::as_str) != Some(ALG) || header.contains_key("crit") {
+            return Err(could_not_verify());
+        }
+        let kid = header
+            .get("kid")
+            .and_then(Value::as_str)
+            .ok_or_else(could_not_verify)?;
+        let signature = URL_SAFE_NO_PAD.decode(s).map_err(|_| could_not_verify())?;
+        let now = times::now();
+        let key = match self.find(kid, now) {
+            Some(k) => k,
+            None => {
+                self.refresh_throttled(&self.unknown_kid, UNKNOWN_KID_RECHECK);
+                self.find(kid, now).ok_or_else(could_not_verify)?
+            }
+        };
+        let signed = &token[..h.len() + 1 + p.len()];
+        key.verifier
+            .verify_sig(signed.as_bytes(), &signature)
+            .map_err(|_| could_not_verify())?;
+        let claims = decode_json_object(p).ok_or_else(could_not_verify)?;
+        if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
+            return Err(ApiError::NotAuthorized(MSG_WRONG_ISSUER.to_string()));
+        }
+        let exp = claims
+            .get("exp")
+            .and_then(Value::as_f64)
+            .ok_or_else(could_not_verify)?;
+        let now_secs = now.0.div_euclid(1000);
+        if now_secs as f64 >= exp + LEEWAY_SECS as f64 {
+            let exp = claims.get("exp").map(Value::to_string).unwrap_or_default();
+            return Err(ApiError::NotAuthorized(format!(
+                "Invalid login token. Token expired: {now_secs} >= {exp}"
+            )));
+        }
+        Ok(claims)
     }
 
-    /// The JWKS document served at `/.well-known/jwks_uri`.
+    /// The JWKS document served at `/.well-known/jwks_uri`: every published key, newest
+    /// first, as `{"kty":"RSA","alg":"RS512","use":"sig","kid":…,"n":…,"e":…}`.
     pub fn jwks(&self) -> Value {
-        serde_json::json!({"keys": []})
+        self.refresh_throttled(&self.periodic, RELOAD_INTERVAL);
+        let now = times::now();
+        let keys: Vec<Value> = self
+            .snapshot()
+            .keys
+            .iter()
+            .filter(|k| k.published_at(now))
+            .map(|k| k.jwk.clone())
+            .collect();
+        json!({ "keys": keys })
     }
 
-    /// The discovery document served at `/.well-known/openid-configuration`.
+    /// The discovery document served at `/.well-known/openid-configuration` (OpenID Connect
+    /// Discovery 1.0 provider metadata).
+    ///
+    /// `authorization_endpoint` is REQUIRED by the specification and some verifiers refuse a
+    /// document without it, so it is given as `<issuer>/authorize`; this server does not serve
+    /// it (tokens come from GetOpenIdToken and GetOpenIdTokenForDeveloperIdentity, never from
+    /// a browser flow). Verifiers only use `issuer` and `jwks_uri`.
     pub fn discovery(&self) -> Value {
-        serde_json::json!({"issuer": self.issuer})
+        let iss = &self.issuer;
+        json!({
+            "issuer": iss,
+            "jwks_uri": format!("{iss}/.well-known/jwks_uri"),
+            "authorization_endpoint": format!("{iss}/authorize"),
+            "response_types_supported": ["id_token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": [ALG],
+            "claims_supported": ["sub", "aud", "amr", "iss", "exp", "iat"],
+        })
+    }
+
+    /// Adds a new signing key that becomes current and schedules the older keys in use for
+    /// retirement [`RETIRE_AFTER_SECS`] from now; deletes keys already past retirement.
+    ///
+    /// Works with or without a server running on the file. The database must exist (a typo in
+    /// a path must not create a stray database and report success); it is migrated first if
+    /// it is older than this binary. One IMMEDIATE transaction, so concurrent rotations and a
+    /// server generating its first key cannot interleave. Running servers pick the new key up
+    /// within [`RELOAD_INTERVAL`] (see the module documentation).
+    pub fn rotate(db: &Path) -> Result<Rotation, StoreError> {
+        let mut conn = connect(db)?;
+        crate::store::migrate::migrate(&mut conn)?;
+        let fresh = NewKey::generate()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let now = times::now();
+        let retire_after = Millis(now.0.saturating_add(RETIRE_AFTER_SECS * 1000));
+        let deleted = tx.execute(
+            "DELETE FROM signing_keys WHERE retire_after IS NOT NULL AND retire_after <= ?1",
+            [now.text()],
+        )?;
+        let retiring: Vec<String> = {
+            let mut stmt = tx.prepare(
+                "UPDATE signing_keys SET retire_after = ?1 WHERE retire_after IS NULL RETURNING kid",
+            )?;
+            let rows = stmt.query_map([retire_after.text()], |r| r.get::<_, String>(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let kid = fresh.insert(&tx, now)?;
+        tx.commit()?;
+        tracing::info!(kid, ?retiring, deleted, "rotated the token signing key");
+        Ok(Rotation {
+            kid,
+            retiring,
+            retire_after,
+            deleted,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Synchronous;
+
+    const ISS: &str = "https://id.example.test";
+
+    fn fresh_db() -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        crate::store::Store::open(&path, Synchronous::Full)
+            .unwrap()
+            .close();
+        (dir, path)
+    }
+
+    fn open(path: &Path) -> Tokens {
+        Tokens::open(path, ISS.to_string()).unwrap()
+    }
+
+    fn claims() -> Map<String, Value> {
+        let Value::Object(m) =
+            json!({"sub": "us-east-1:abc", "aud": "us-east-1:pool", "amr": ["unauthenticated"]})
+        else {
+            unreachable!()
+        };
+        m
+    }
+
+    /// The stored `retire_after` of a key: `None` while it is in use.
+    fn retire_after(path: &Path, kid: &str) -> Option<String> {
+        Connection::open(path)
+            .unwrap()
+            .query_row(
+                "SELECT retire_after FROM signing_keys WHERE kid = ?1",
+                [kid],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    fn b64json(v: &Value) -> String {
+        URL_SAFE_NO_PAD.encode(v.to_string())
+    }
+
+    /// Signs an arbitrary header and payload with the current key, bypassing `issue`.
+    fn sign_raw(t: &Tokens, header: &Value, payload: &Value) -> String {
+        let input = format!("{}.{}", b64json(header), b64json(payload));
+        let set = t.snapshot();
+        let mut sig = vec![0u8; set.signer.pair.public_modulus_len()];
+        set.signer
+            .pair
+            .sign(
+                &RSA_PKCS1_SHA512,
+                &aws_lc_rs::rand::SystemRandom::new(),
+                input.as_bytes(),
+                &mut sig,
+            )
+            .unwrap();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+    }
+
+    fn parts(token: &str) -> (Value, Value) {
+        let p: Vec<&str> = token.split('.').collect();
+        assert_eq!(p.len(), 3);
+        let h = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p[0]).unwrap()).unwrap();
+        let c = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p[1]).unwrap()).unwrap();
+        (h, c)
+    }
+
+    fn refused(t: &Tokens, token: &str) -> String {
+        match t.verify(token) {
+            Err(ApiError::NotAuthorized(m)) => m,
+            other => panic!("expected NotAuthorized for {token:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn issue_then_verify_round_trips_with_aws_header_and_claims() {
+        let (_d, path) = fresh_db();
+        let t = open(&path);
+        let before = now_secs();
+        let token = t.issue(claims(), 600).unwrap();
+        let (h, c) = parts(&token);
+        assert_eq!(
+            h,
+            json!({"kid": t.current_kid(), "typ": "JWS", "alg": "RS512"})
+        );
+        let raw_header = String::from_utf8(
+            URL_SAFE_NO_PAD
+                .decode(token.split('.').next().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(
+            raw_header.starts_with(r#"{"kid":"idpool-1-"#),
+            "{raw_header}"
+        );
+        assert_eq!(c["iss"], ISS);
+        let iat = c["iat"].as_i64().unwrap();
+        assert!(iat >= before && iat <= now_secs());
+        assert_eq!(c["exp"].as_i64().unwrap(), iat + 600);
+        assert_eq!(c["sub"], "us-east-1:abc");
+
+        let back = t.verify(&token).unwrap();
+        assert_eq!(Value::Object(back), c);
+    }
+
+    #[test]
+    fn issue_overrides_caller_iss_iat_exp() {
+        let (_d, path) = fresh_db();
+        let t = open(&path);
+        let mut m = claims();
+        m.insert("iss".into(), json!("https://evil"));
+        m.insert("exp".into(), json!(1));
+        let (_, c) = parts(&t.issue(m, 900).unwrap());
+        assert_eq!(c["iss"], ISS);
+        assert_eq!(c["exp"].as_i64().unwrap(), c["iat"].as_i64().unwrap() + 900);
+    }
+
+    #[test]
+    fn tampering_and_algorithm_tricks_are_refused() {
+        let (_d, path) = fresh_db();
+        let t = open(&path);
+        let token = t.issue(claims(), 600).unwrap();
+        let p: Vec<&str> = token.split('.').collect();
+
+        // Another payload under the original signature.
+        let (_, mut c) = parts(&token);
+        c["sub"] = json!("us-east-1:someone-else");
+        let forged = format!("{}.{}.{}", p[0], b64json(&c), p[2]);
+        assert_eq!(refused(&t, &forged), MSG_COULD_NOT_VERIFY);
+
+        // One bit of the signature flipped.
+        let mut sig = URL_SAFE_NO_PAD.decode(p[2]).unwrap();
+        sig[10] ^= 0x01;
+        let flipped = format!("{}.{}.{}", p[0], p[1], URL_SAFE_NO_PAD.encode(&sig));
+        assert_eq!(refused(&t, &flipped), MSG_COULD_NOT_VERIFY);
+
+        // alg none, with and without a signature part.
+        let none = b64json(&json!({"kid": t.current_kid(), "typ": "JWS", "alg": "none"}));
+        assert_eq!(
+            refused(&t, &format!("{none}.{}.", p[1])),
+            MSG_COULD_NOT_VERIFY
+        );
+        assert_eq!(
+            refused(&t, &format!("{none}.{}.{}", p[1], p[2])),
+            MSG_COULD_NOT_VERIFY
+        );
+
+        // HS256 keyed with what an attacker knows: the published JWK and the public key DER.
+        let hs = b64json(&json!({"kid": t.current_kid(), "typ": "JWS", "alg": "HS256"}));
+        let input = format!("{hs}.{}", p[1]);
+        let jwks = t.jwks();
+        let jwk_text = jwks["keys"][0].to_string();
+        let der = t.snapshot().signer.pair.public_key().as_ref().to_vec();
+        for secret in [jwk_text.as_bytes(), der.as_slice()] {
+            let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+            let mac = aws_lc_rs::hmac::sign(&key, input.as_bytes());
+            let hmac_token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac.as_ref()));
+            assert_eq!(refused(&t, &hmac_token), MSG_COULD_NOT_VERIFY);
+        }
+
+        // A header naming another RSA algorithm is refused, whatever the signature.
+        let rs256 = sign_raw(
+            &t,
+            &json!({"kid": t.current_kid(), "typ": "JWS", "alg": "RS256"}),
+            &c,
+        );
+        assert_eq!(refused(&t, &rs256), MSG_COULD_NOT_VERIFY);
+
+        // A header with `crit` we do not understand.
+        let crit = sign_raw(
+            &t,
+            &json!({"kid": t.current_kid(), "alg": "RS512", "crit": ["exp"]}),
+            &json!({"iss": ISS, "exp": now_secs() + 600}),
+        );
+        assert_eq!(refused(&t, &crit), MSG_COULD_NOT_VERIFY);
+    }
+
+    #[test]
+    fn unknown_kid_and_missing_kid_are_refused() {
+        let (_d, path) = fresh_db();
+        let t = open(&path);
+        let payload = json!({"iss": ISS, "exp": now_secs() + 600});
+        let unknown = sign_raw(
+            &t,
+            &json!({"kid": "idpool-99-deadbeef", "alg": "RS512"}),
+            &payload,
+        );
+        assert_eq!(refused(&t, &unknown), MSG_COULD_NOT_VERIFY);
+        let missing = sign_raw(&t, &json!({"alg": "RS512"}), &payload);
+        assert_eq!(refused(&t, &missing), MSG_COULD_NOT_VERIFY);
+        // The same claims with the right kid do verify: the refusals above were about the kid.
+        let good = sign_raw(
+            &t,
+            &json!({"kid": t.current_kid(), "alg": "RS512"}),
+            &payload,
+        );
+        t.verify(&good).unwrap();
+    }
+
+    #[test]
+    fn wrong_issuer_is_refused_with_aws_text() {
+        let (_d, path) = fresh_db();
+        let t = open(&path);
+        let token = t.issue(claims(), 600).unwrap();
+        let other = Tokens::open(&path, "https://other.example.test".to_string()).unwrap();
+        assert_eq!(refused(&other, &token), MSG_WRONG_ISSUER);
+        let no_iss = sign_raw(
+            &t,
+            &json!({"kid": t.current_kid(), "alg": "RS512"}),
+            &json!({"exp": now_secs() + 600}),
+        );
+        assert_eq!(refused(&t, &no_iss), MSG_WRONG_ISSUER);
+    }
+
+    #[test]
+    fn expiry_allows_five_minutes_of_skew_and_no_more() {
+        let (_d, path) = fresh_db();
+        let t = open(&path);
+        let header = json!({"kid": t.current_kid(), "typ": "JWS", "alg": "RS512"});
+        let now = now_secs();
+        let within = sign_raw(
+            &t,
+            &header,
+            &json!({"iss": ISS, "iat": now - 900, "exp": now - 200}),
+        );
+        t.verify(&within).unwrap();
+        let exp = now - 301;
+        let expired = sign_raw(
+            &t,
+            &header,
+            &json!({"iss": ISS, "iat": now - 900, "exp": exp}),
+        );
+        let m = refused(&t, &expired);
+        let prefix = "Invalid login token. Token expired: ";
+        let rest = m.strip_prefix(prefix).unwrap_or_else(|| panic!("{m}"));
+        let (n, e) = rest.split_once(" >= ").unwrap();
+        assert!(n.parse::<i64>().unwrap() >= now, "{m}");
+        assert_eq!(e, exp.to_string());
+        let no_exp = sign_raw(&t, &header, &json!({"iss": ISS}));
+        assert_eq!(refused(&t, &no_exp), MSG_COULD_NOT_VERIFY);
+    }
+
+    #[test]
+    fn malformed_tokens_are_refused() {
+        let (_d, path) = fresh_db();
+        let t = open(&path);
+        let token = t.issue(claims(), 600).unwrap();
+        let p: Vec<&str> = token.split('.').collect();
+        for bad in [
+            String::new(),
+            "a.b".to_string(),
+            "a.b.c".to_string(),
+            "!!!.@@@.###".to_string(),
+            "....".to_string(),
+            format!("{token}.extra"),
+            format!("{}=.{}.{}", p[0], p[1], p[2]),
+            format!("{}.{}.{}=", p[0], p[1], p[2]),
+            format!("{}.{}", p[0], p[1]),
+            format!(
+                "{}.{}.{}",
+                b64json(&json!(["not", "an", "object"])),
+                p[1],
+                p[2]
+            ),
+            format!("{}.{}.{}", p[0], URL_SAFE_NO_PAD.encode("not json"), p[2]),
+        ] {
+            assert_eq!(refused(&t, &bad), MSG_COULD_NOT_VERIFY, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn rotation_keeps_old_tokens_valid_and_signs_with_the_new_key() {
+        let (_d, path) = fresh_db();
+        let t = open(&path);
+        // Another process's view, loaded before the rotation.
+        let other = open(&path);
+        let old_kid = t.current_kid();
+        let old_token = t.issue(claims(), 86_400).unwrap();
+
+        let r = Tokens::rotate(&path).unwrap();
+        assert_ne!(r.kid, old_kid);
+        assert!(r.kid.starts_with("idpool-2-"), "{}", r.kid);
+        assert_eq!(r.retiring, vec![old_kid.clone()]);
+        let stored = retire_after(&path, &old_kid).unwrap();
+        let retire = Millis::parse(&stored).unwrap();
+        let expect = times::now().0 + RETIRE_AFTER_SECS * 1000;
+        assert!((retire.0 - expect).abs() < 60_000, "{stored}");
+        assert_eq!(retire_after(&path, &r.kid), None);
+
+        assert!(t.refresh().unwrap());
+        assert!(!t.refresh().unwrap(), "nothing changed since");
+        assert_eq!(t.current_kid(), r.kid);
+        let new_token = t.issue(claims(), 600).unwrap();
+        assert_eq!(parts(&new_token).0["kid"], r.kid.as_str());
+        t.verify(&old_token).unwrap();
+        t.verify(&new_token).unwrap();
+
+        let kids: Vec<String> = t.jwks()["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(kids, vec![r.kid.clone(), old_kid.clone()]);
+
+        // The other process has never heard of the new kid: it looks in the database once.
+        assert_eq!(other.current_kid(), old_kid);
+        other.verify(&new_token).unwrap();
+        assert_eq!(other.current_kid(), r.kid);
+    }
+
+    #[test]
+    fn retired_keys_leave_the_jwks_and_stop_verifying() {
+        let (_d, path) = fresh_db();
+        let t = open(&path);
+        let old_kid = t.current_kid();
+        let old_token = t.issue(claims(), 600).unwrap();
+        Tokens::rotate(&path).unwrap();
+        let conn = Connection::open(&path).unwrap();
+        conn.execute(
+            "UPDATE signing_keys SET retire_after = '2000-01-01 00:00:00.000' WHERE kid = ?1",
+            [&old_kid],
+        )
+        .unwrap();
+        t.refresh().unwrap();
+        let jwks = t.jwks();
+        assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
+        assert_ne!(jwks["keys"][0]["kid"], old_kid.as_str());
+        assert_eq!(refused(&t, &old_token), MSG_COULD_NOT_VERIFY);
+
+        // The next rotation deletes it.
+        let r = Tokens::rotate(&path).unwrap();
+        assert_eq!(r.deleted, 1);
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM signing_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 2);
+    }
+
+    #[test]
+    fn rotate_refuses_a_missing_database_and_migrates_an_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("typo.db");
+        assert!(Tokens::rotate(&missing).is_err());
+        assert!(!missing.exists(), "no stray database was created");
+
+        // A database at schema version 1 (before signing keys existed).
+        let old = dir.path().join("v1.db");
+        let conn = Connection::open(&old).unwrap();
+        conn.execute_batch(crate::store::migrate::MIGRATIONS[0].2)
+            .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        drop(conn);
+        let r = Tokens::rotate(&old).unwrap();
+        assert!(
+            r.kid.starts_with("idpool-1-") && r.retiring.is_empty(),
+            "{r:?}"
+        );
+        let t = open(&old);
+        assert_eq!(t.current_kid(), r.kid);
+    }
+
+    #[test]
+    fn keys_survive_reopening_the_database() {
+        let (_d, path) = fresh_db();
+        let (kid, token) = {
+            let t = open(&path);
+            (t.current_kid(), t.issue(claims(), 600).unwrap())
+        };
+        let t = open(&path);
+        assert_eq!(t.current_kid(), kid);
+        t.verify(&token).unwrap();
+        let conn = Connection::open(&path).unwrap();
+        let (n, der_len, jwk, created): (i64, i64, String, String) = conn
+            .query_row(
+                "SELECT count(*), length(private_key), public_jwk, created_at FROM signing_keys",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+        assert!(der_len > 1000, "a PKCS#8 RSA-2048 key is about 1.2 kB");
+        let jwk: Value = serde_json::from_str(&jwk).unwrap();
+        assert_eq!(jwk["kty"], "RSA");
+        assert_eq!(jwk["alg"], "RS512");
+        assert_eq!(jwk["use"], "sig");
+        assert_eq!(jwk["e"], "AQAB");
+        assert_eq!(jwk["kid"], kid.as_str());
+        assert!(Millis::parse(&created).is_some(), "{created}");
+    }
+
+    #[test]
+    fn processes_starting_at_once_share_one_first_key() {
+        let (_d, path) = fresh_db();
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || open(&path).current_kid())
+            })
+            .collect();
+        let kids: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert!(kids.iter().all(|k| *k == kids[0]), "{kids:?}");
+        let conn = Connection::open(&path).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM signing_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn jwks_and_discovery_documents() {
+        let (_d, path) = fresh_db();
+        let t = open(&path);
+        let jwks = t.jwks();
+        let keys = jwks["keys"].as_array().unwrap();
+        assert_eq!(keys.len(), 1);
+        let k = &keys[0];
+        let mut names: Vec<&str> = k.as_object().unwrap().keys().map(|s| s.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["alg", "e", "kid", "kty", "n", "use"]);
+        assert_eq!(
+            URL_SAFE_NO_PAD
+                .decode(k["n"].as_str().unwrap())
+                .unwrap()
+                .len(),
+            256
+        );
+        assert!(!k["n"].as_str().unwrap().contains('='));
+
+        let d = t.discovery();
+        assert_eq!(d["issuer"], ISS);
+        assert_eq!(d["jwks_uri"], format!("{ISS}/.well-known/jwks_uri"));
+        assert_eq!(d["id_token_signing_alg_values_supported"], json!(["RS512"]));
+        assert_eq!(d["response_types_supported"], json!(["id_token"]));
+        assert_eq!(d["subject_types_supported"], json!(["public"]));
+        assert!(d["authorization_endpoint"].is_string());
+    }
+
+    #[test]
+    fn debug_output_shows_no_key_material() {
+        let (_d, path) = fresh_db();
+        let t = open(&path);
+        let conn = Connection::open(&path).unwrap();
+        let der: Vec<u8> = conn
+            .query_row("SELECT private_key FROM signing_keys", [], |r| r.get(0))
+            .unwrap();
+        let shown = format!("{t:?}");
+        assert!(shown.contains(&t.current_kid()), "{shown}");
+        assert!(shown.len() < 300, "{shown}");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+        let hex: String = der.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(!shown.contains(&b64[40..80]) && !shown.contains(&hex[80..160]));
+    }
+
+    #[test]
+    fn the_throttle_lets_one_caller_in_per_interval() {
+        let base = Instant::now();
+        let never = Throttle::new(0);
+        assert!(never.claim(base, Duration::from_secs(60)));
+        assert!(!never.claim(base, Duration::from_secs(60)));
+        assert!(never.claim(base, Duration::ZERO));
+        let loaded = Throttle::new(1);
+        assert!(!loaded.claim(base, Duration::from_secs(60)));
     }
 }

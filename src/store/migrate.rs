@@ -6,11 +6,18 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// Every migration this binary knows, in order. Append only.
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "0001_init",
-    include_str!("../../migrations/0001_init.sql"),
-)];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "0001_init",
+        include_str!("../../migrations/0001_init.sql"),
+    ),
+    (
+        2,
+        "0002_signing_keys",
+        include_str!("../../migrations/0002_signing_keys.sql"),
+    ),
+];
 
 /// The schema version this binary writes.
 pub fn latest() -> i64 {
