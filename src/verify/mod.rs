@@ -1,10 +1,47 @@
-//! STUB — provider login verification (oidc, introspect, trust). Being written.
+//! Provider login verification: turning one `Logins` token into the provider's user id and the
+//! token's claims, per the `[providers]` configuration.
+//!
+//! - `oidc`: the token is a JWT, checked against the provider's JWKS (see [`jwks`] for where
+//!   the keys come from and how they are cached, [`jwt`] for the algorithm and claim rules).
+//! - `introspect`: the token is opaque and an RFC 7662 endpoint says whether it is active.
+//! - `trust`: the token is the user id (test environments).
+//!
+//! Providers without a table follow `[providers] default` (`trust` or `reject`).
+//!
+//! Decisions:
+//! - Issuer: `iss` must be `https://<provider>`. `http://<provider>` is accepted only when the
+//!   provider's `jwks` is configured as an `http://` URL or a file — a local or test issuer;
+//!   keys fetched over https or by discovery never accept an http issuer.
+//! - A `jwks` file that does not exist is a start-up error (a configuration mistake), as is a
+//!   `jwks` or introspection `url` that is not an absolute http(s) URL. Nothing is read or
+//!   fetched at start-up otherwise: keys load with the first token.
+//! - Accepted client ids for a pool and provider: the pool's SupportedLoginProviders value
+//!   for the provider (comma-separated lists allowed), the ClientId of every
+//!   CognitoIdentityProviders entry of that name, and the provider's configured `audiences`.
+//!   An oidc provider with none of these accepts no token (fail closed).
+//! - Introspection answers are audience-checked only when they carry `client_id` or `aud` and
+//!   the accepted list is not empty. Active answers are cached up to 60 s (never past their
+//!   `exp`), keyed by the token's SHA-256.
+//! - Tokens are never stored, logged, or put in a message: errors name the provider and what
+//!   failed.
+
+pub mod introspect;
+pub mod jwks;
+pub mod jwt;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
-use crate::config::{Config, DefaultVerify, VerifyMode};
+use crate::config::{Config, DefaultVerify, ProviderConfig, VerifyMode};
+use crate::http_client::{is_valid_url, HttpClient};
 use crate::protocol::ApiError;
-use crate::store::pools::Pool;
+use crate::store::pools::{CognitoProvider, Pool};
+
+use introspect::Introspector;
+use jwks::{JwksCache, KeyError, Source};
 
 /// A login whose token checked out: the provider's user id and the token's claims (for role
 /// mapping rules and principal tags).
@@ -14,46 +51,468 @@ pub struct VerifiedLogin {
     pub claims: Map<String, Value>,
 }
 
-/// Verifies provider tokens per the `[providers]` configuration.
-pub struct Verifier {
-    config: crate::config::ProvidersConfig,
-}
-
 const NOT_SUPPORTED: &str = "Token is not from a supported provider of this identity pool.";
 
+/// Why a token was refused; each is a NotAuthorizedException with AWS's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Malformed, unsupported algorithm, bad signature, no key for it.
+    Unverifiable,
+    /// `iss` is not the provider.
+    Issuer,
+    /// `exp` (plus leeway) is past.
+    Expired { now: i64, exp: i64 },
+    /// `nbf` (minus leeway) is ahead.
+    NotYetValid,
+    /// A required claim is absent.
+    Missing(&'static str),
+    /// The token's client is not one the pool accepts.
+    NotSupported,
+    /// The introspection endpoint says the token is not active.
+    NotActive,
+}
+
+impl Refusal {
+    /// The exact message (SEMANTICS.md §7).
+    pub fn message(&self) -> String {
+        match self {
+            Refusal::Unverifiable => "Invalid login token. Couldn't verify signed token.".into(),
+            Refusal::Issuer => "Invalid login token. Issuer doesn't match providerName".into(),
+            Refusal::Expired { now, exp } => {
+                format!("Invalid login token. Token expired: {now} >= {exp}")
+            }
+            Refusal::NotYetValid => "Invalid login token. Token is not yet valid.".into(),
+            Refusal::Missing(claim) => {
+                format!("Invalid login token. Missing a required claim: {claim}")
+            }
+            Refusal::NotSupported => NOT_SUPPORTED.into(),
+            Refusal::NotActive => "Invalid login token. Token is not active.".into(),
+        }
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> ApiError {
+        ApiError::NotAuthorized(r.message())
+    }
+}
+
+/// The client ids a pool accepts for one provider, looked up in place (no copies).
+#[derive(Debug, Clone, Copy)]
+pub struct Audiences<'a> {
+    provider: &'a str,
+    supported: Option<&'a str>,
+    cognito: &'a [CognitoProvider],
+    configured: &'a [String],
+    listed: &'a [&'a str],
+}
+
+impl<'a> Audiences<'a> {
+    /// The accepted client ids of `pool` for `provider`, plus the provider's `audiences`.
+    pub fn of(pool: &'a Pool, provider: &'a str, configured: &'a [String]) -> Audiences<'a> {
+        Audiences {
+            provider,
+            supported: pool
+                .settings
+                .supported_login_providers
+                .get(provider)
+                .map(String::as_str),
+            cognito: &pool.settings.cognito_identity_providers,
+            configured,
+            listed: &[],
+        }
+    }
+
+    /// Exactly these ids (tests and tools).
+    pub fn from_list(ids: &'a [&'a str]) -> Audiences<'a> {
+        Audiences {
+            provider: "",
+            supported: None,
+            cognito: &[],
+            configured: &[],
+            listed: ids,
+        }
+    }
+
+    fn all(&self) -> impl Iterator<Item = &'a str> + '_ {
+        let supported = self.supported.into_iter().flat_map(|s| s.split(','));
+        let cognito = self
+            .cognito
+            .iter()
+            .filter(|c| c.provider_name == self.provider)
+            .filter_map(|c| c.client_id.as_deref())
+            .flat_map(|s| s.split(','));
+        supported
+            .chain(cognito)
+            .chain(self.configured.iter().map(String::as_str))
+            .chain(self.listed.iter().copied())
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    }
+
+    /// Whether `client_id` is accepted.
+    pub fn accepts(&self, client_id: &str) -> bool {
+        self.all().any(|a| a == client_id)
+    }
+
+    /// Whether no client id is accepted at all.
+    pub fn is_empty(&self) -> bool {
+        self.all().next().is_none()
+    }
+}
+
+/// How one configured provider is checked.
+enum Check {
+    Trust,
+    Oidc {
+        keys: JwksCache,
+        allow_http_issuer: bool,
+        audiences: Vec<String>,
+    },
+    Introspect {
+        endpoint: Introspector,
+        audiences: Vec<String>,
+    },
+}
+
+/// Verifies provider tokens per the `[providers]` configuration. Built once at start-up
+/// without any I/O beyond checking that configured JWKS files exist.
+pub struct Verifier {
+    default: DefaultVerify,
+    providers: BTreeMap<String, Arc<Check>>,
+    /// Present when some provider fetches over HTTP.
+    http: Option<HttpClient>,
+}
+
 impl Verifier {
+    /// Prepares every provider of the configuration. A configuration mistake (a JWKS file
+    /// that does not exist, a URL that is not http(s)) is an error here rather than at the
+    /// first login.
     pub fn new(config: &Config) -> Result<Verifier, String> {
+        let mut providers = BTreeMap::new();
+        let mut needs_http = false;
+        for (name, p) in &config.providers.named {
+            let check = Self::check_for(name, p)?;
+            needs_http |= match &check {
+                Check::Trust => false,
+                Check::Oidc { keys, .. } => keys.source().needs_http(),
+                Check::Introspect { .. } => true,
+            };
+            providers.insert(name.clone(), Arc::new(check));
+        }
+        let http = if needs_http {
+            Some(HttpClient::new().map_err(|e| format!("outbound HTTP client: {e}"))?)
+        } else {
+            None
+        };
         Ok(Verifier {
-            config: config.providers.clone(),
+            default: config.providers.default,
+            providers,
+            http,
+        })
+    }
+
+    fn check_for(name: &str, p: &ProviderConfig) -> Result<Check, String> {
+        Ok(match p.verify {
+            VerifyMode::Trust => Check::Trust,
+            VerifyMode::Oidc => {
+                let source = Source::for_provider(name, p.jwks.as_deref());
+                match &source {
+                    Source::File(path) if !path.is_file() => {
+                        return Err(format!(
+                            "provider \"{name}\": jwks file {} does not exist",
+                            path.display()
+                        ))
+                    }
+                    Source::Url(u) | Source::Discovery(u) if !is_valid_url(u) => {
+                        return Err(format!(
+                            "provider \"{name}\": jwks \"{u}\" is not an absolute http(s) URL"
+                        ))
+                    }
+                    _ => {}
+                }
+                Check::Oidc {
+                    allow_http_issuer: source.allows_http_issuer(),
+                    keys: JwksCache::new(name, source),
+                    audiences: p.audiences.clone(),
+                }
+            }
+            VerifyMode::Introspect => {
+                let url = p.url.clone().unwrap_or_default();
+                if !is_valid_url(&url) {
+                    return Err(format!(
+                        "provider \"{name}\": url \"{url}\" is not an absolute http(s) URL"
+                    ));
+                }
+                Check::Introspect {
+                    endpoint: Introspector::new(url),
+                    audiences: p.audiences.clone(),
+                }
+            }
         })
     }
 
     /// Checks one login token of a provider the pool configures.
     pub async fn verify(
         &self,
-        _pool: &Pool,
+        pool: &Pool,
         provider: &str,
         token: &str,
     ) -> Result<VerifiedLogin, ApiError> {
-        let mode = match self.config.named.get(provider) {
-            Some(p) => p.verify,
-            None => match self.config.default {
-                DefaultVerify::Trust => VerifyMode::Trust,
-                DefaultVerify::Reject => return Err(ApiError::NotAuthorized(NOT_SUPPORTED.into())),
-            },
+        let check = match self.providers.get(provider) {
+            Some(c) => c,
+            None => {
+                return match self.default {
+                    DefaultVerify::Trust => Ok(trusted(token)),
+                    DefaultVerify::Reject => Err(ApiError::NotAuthorized(NOT_SUPPORTED.into())),
+                }
+            }
         };
-        match mode {
-            VerifyMode::Trust => {
-                let mut claims = Map::new();
-                claims.insert("sub".into(), Value::String(token.to_string()));
+        match &**check {
+            Check::Trust => Ok(trusted(token)),
+            Check::Oidc {
+                keys,
+                allow_http_issuer,
+                audiences,
+            } => {
+                let accepted = Audiences::of(pool, provider, audiences);
+                self.verify_jwt(provider, token, keys, *allow_http_issuer, &accepted)
+                    .await
+            }
+            Check::Introspect {
+                endpoint,
+                audiences,
+            } => {
+                let http = self.http.as_ref().ok_or(ApiError::InternalError)?;
+                let claims = endpoint
+                    .introspect(http, token)
+                    .await
+                    .map_err(|e| unreachable(provider, &e.0))??;
+                introspect::check_audience(&claims, &Audiences::of(pool, provider, audiences))?;
+                let subject = jwt::subject(&claims)?;
                 Ok(VerifiedLogin {
-                    subject: token.to_string(),
-                    claims,
+                    subject,
+                    claims: Arc::unwrap_or_clone(claims),
                 })
             }
-            VerifyMode::Oidc | VerifyMode::Introspect => Err(ApiError::ExternalService(format!(
-                "Login verification for provider '{provider}' is not available yet."
-            ))),
+        }
+    }
+
+    async fn verify_jwt(
+        &self,
+        provider: &str,
+        token: &str,
+        keys: &JwksCache,
+        allow_http_issuer: bool,
+        accepted: &Audiences<'_>,
+    ) -> Result<VerifiedLogin, ApiError> {
+        let parsed = jwt::parse(token).ok_or(Refusal::Unverifiable)?;
+        // The issuer first: a token of another issuer never causes a JWKS fetch.
+        jwt::check_issuer(&parsed.claims, provider, allow_http_issuer)?;
+        let alg = parsed.alg;
+        let (signed, sig) = (parsed.signed, parsed.signature.as_slice());
+        keys.verify_with(self.http.as_ref(), parsed.kid.as_deref(), alg, |k| {
+            alg.verify(k, signed, sig)
+        })
+        .await
+        .map_err(|e| match e {
+            KeyError::Unverifiable => Refusal::Unverifiable.into(),
+            KeyError::Unavailable(why) => unreachable(provider, &why),
+        })?;
+        jwt::check_times(&parsed.claims, now_secs())?;
+        jwt::check_audience(&parsed.claims, accepted)?;
+        let subject = jwt::subject(&parsed.claims)?;
+        Ok(VerifiedLogin {
+            subject,
+            claims: parsed.claims,
+        })
+    }
+}
+
+fn trusted(token: &str) -> VerifiedLogin {
+    let mut claims = Map::new();
+    claims.insert("sub".into(), Value::String(token.to_string()));
+    VerifiedLogin {
+        subject: token.to_string(),
+        claims,
+    }
+}
+
+fn unreachable(provider: &str, why: &str) -> ApiError {
+    tracing::warn!(provider, error = why, "login provider unreachable");
+    ApiError::ExternalService(format!("{provider} is unreachable: {why}"))
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ProvidersConfig;
+    use crate::store::pools::PoolSettings;
+
+    fn pool() -> Pool {
+        let mut slp = BTreeMap::new();
+        slp.insert("accounts.google.com".to_string(), "web, ios".to_string());
+        Pool {
+            seq: 1,
+            id: "us-east-1:00000000-0000-4000-8000-000000000000".into(),
+            account_id: "000000000000".into(),
+            settings: PoolSettings {
+                name: "p".into(),
+                allow_unauthenticated: false,
+                allow_classic_flow: None,
+                developer_provider_name: None,
+                supported_login_providers: slp,
+                openid_connect_provider_arns: vec![],
+                cognito_identity_providers: vec![
+                    CognitoProvider {
+                        provider_name: "cognito-idp.us-east-1.amazonaws.com/us-east-1_a".into(),
+                        client_id: Some("c1".into()),
+                        server_side_token_check: false,
+                    },
+                    CognitoProvider {
+                        provider_name: "cognito-idp.us-east-1.amazonaws.com/us-east-1_a".into(),
+                        client_id: Some("c2".into()),
+                        server_side_token_check: false,
+                    },
+                    CognitoProvider {
+                        provider_name: "cognito-idp.us-east-1.amazonaws.com/us-east-1_b".into(),
+                        client_id: Some("other".into()),
+                        server_side_token_check: false,
+                    },
+                ],
+                saml_provider_arns: vec![],
+            },
+        }
+    }
+
+    #[test]
+    fn accepted_client_ids_come_from_the_pool_and_the_configuration() {
+        let p = pool();
+        let extra = vec!["cli".to_string()];
+        let g = Audiences::of(&p, "accounts.google.com", &extra);
+        for id in ["web", "ios", "cli"] {
+            assert!(g.accepts(id), "{id}");
+        }
+        assert!(!g.accepts("c1") && !g.accepts("") && !g.accepts(" ios"));
+        let c = Audiences::of(&p, "cognito-idp.us-east-1.amazonaws.com/us-east-1_a", &[]);
+        assert!(c.accepts("c1") && c.accepts("c2") && !c.accepts("other"));
+        let none = Audiences::of(&p, "login.example.com", &[]);
+        assert!(none.is_empty() && !none.accepts("web"));
+    }
+
+    #[test]
+    fn messages_are_aws_texts() {
+        assert_eq!(
+            ApiError::from(Refusal::Issuer),
+            ApiError::NotAuthorized(
+                "Invalid login token. Issuer doesn't match providerName".into()
+            )
+        );
+        assert_eq!(
+            Refusal::Missing("aud").message(),
+            "Invalid login token. Missing a required claim: aud"
+        );
+        assert_eq!(Refusal::NotSupported.message(), NOT_SUPPORTED);
+    }
+
+    fn config(named: &[(&str, ProviderConfig)], default: DefaultVerify) -> Config {
+        Config {
+            providers: ProvidersConfig {
+                default,
+                named: named
+                    .iter()
+                    .map(|(n, p)| (n.to_string(), p.clone()))
+                    .collect(),
+            },
+            ..Config::default()
+        }
+    }
+
+    fn provider(verify: VerifyMode, jwks: Option<&str>, url: Option<&str>) -> ProviderConfig {
+        ProviderConfig {
+            verify,
+            jwks: jwks.map(str::to_string),
+            audiences: vec![],
+            url: url.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn configuration_mistakes_fail_at_start_up() {
+        let missing = provider(
+            VerifyMode::Oidc,
+            Some("/nonexistent/idpool/jwks.json"),
+            None,
+        );
+        let err = Verifier::new(&config(&[("x.example", missing)], DefaultVerify::Reject))
+            .err()
+            .unwrap();
+        assert!(
+            err.contains("x.example") && err.contains("does not exist"),
+            "{err}"
+        );
+        let bad_url = provider(VerifyMode::Introspect, None, Some("not a url"));
+        assert!(Verifier::new(&config(&[("y", bad_url)], DefaultVerify::Reject)).is_err());
+        // Fetching providers are fine without any I/O.
+        let fine = provider(VerifyMode::Oidc, None, None);
+        assert!(Verifier::new(&config(
+            &[("accounts.google.com", fine)],
+            DefaultVerify::Reject
+        ))
+        .is_ok());
+    }
+
+    #[tokio::test]
+    async fn trust_and_default_modes() {
+        let trust = provider(VerifyMode::Trust, None, None);
+        let v = Verifier::new(&config(
+            &[("accounts.google.com", trust)],
+            DefaultVerify::Reject,
+        ))
+        .unwrap();
+        let p = pool();
+        let ok = v.verify(&p, "accounts.google.com", "alice").await.unwrap();
+        assert_eq!(ok.subject, "alice");
+        assert_eq!(ok.claims.get("sub"), Some(&Value::String("alice".into())));
+        assert_eq!(
+            v.verify(&p, "graph.facebook.com", "bob").await,
+            Err(ApiError::NotAuthorized(NOT_SUPPORTED.into()))
+        );
+        let open = Verifier::new(&config(&[], DefaultVerify::Trust)).unwrap();
+        assert_eq!(
+            open.verify(&p, "graph.facebook.com", "bob")
+                .await
+                .unwrap()
+                .subject,
+            "bob"
+        );
+    }
+
+    #[tokio::test]
+    async fn oidc_refusals_never_echo_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwks.json");
+        std::fs::write(&path, r#"{"keys":[]}"#).unwrap();
+        let oidc = provider(VerifyMode::Oidc, path.to_str(), None);
+        let v = Verifier::new(&config(
+            &[("accounts.google.com", oidc)],
+            DefaultVerify::Reject,
+        ))
+        .unwrap();
+        let p = pool();
+        for token in ["garbage-token-value", "a.b.c", ""] {
+            let err = v
+                .verify(&p, "accounts.google.com", token)
+                .await
+                .unwrap_err();
+            assert_eq!(err, Refusal::Unverifiable.into());
         }
     }
 }

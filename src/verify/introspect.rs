@@ -1,0 +1,192 @@
+//! `verify = "introspect"`: opaque tokens checked at an OAuth 2.0 introspection endpoint
+//! (RFC 7662), with a short cache of positive answers keyed by the token's SHA-256.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::{Audiences, Refusal};
+use crate::http_client::HttpClient;
+
+/// How long an active answer is reused (shortened to the token's `exp` when it says one).
+/// Revocation at the provider takes at most this long to be seen here.
+pub const CACHE_TTL: Duration = Duration::from_secs(60);
+
+/// Cached answers at most; beyond that expired ones are dropped, then everything.
+const CACHE_MAX: usize = 10_000;
+
+/// One introspection provider.
+#[derive(Debug)]
+pub struct Introspector {
+    url: String,
+    cache: Mutex<HashMap<[u8; 32], Cached>>,
+}
+
+#[derive(Debug, Clone)]
+struct Cached {
+    claims: Arc<Map<String, Value>>,
+    until: Instant,
+}
+
+/// Why introspection gave no answer: the endpoint is down, slow, or speaks something else.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Unreachable(pub String);
+
+impl Introspector {
+    /// A provider whose endpoint is `url` (checked by the caller).
+    pub fn new(url: String) -> Introspector {
+        Introspector {
+            url,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The endpoint's answer for an active token: the response object. An inactive token is
+    /// `Ok(Err(NotActive))`; an endpoint that cannot be used is `Err`.
+    pub async fn introspect(
+        &self,
+        http: &HttpClient,
+        token: &str,
+    ) -> Result<Result<Arc<Map<String, Value>>, Refusal>, Unreachable> {
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(hit) = self.cached(&key) {
+            return Ok(Ok(hit));
+        }
+        let (status, body) = http
+            .post_form(&self.url, &[("token", token)], &[])
+            .await
+            .map_err(|e| Unreachable(e.to_string()))?;
+        if status != 200 {
+            return Err(Unreachable(format!(
+                "the introspection endpoint answered HTTP {status}"
+            )));
+        }
+        let claims = match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(m)) => m,
+            _ => {
+                return Err(Unreachable(
+                    "the introspection endpoint did not answer a JSON object".to_string(),
+                ))
+            }
+        };
+        if claims.get("active") != Some(&Value::Bool(true)) {
+            return Ok(Err(Refusal::NotActive));
+        }
+        let claims = Arc::new(claims);
+        self.remember(key, &claims);
+        Ok(Ok(claims))
+    }
+
+    fn cached(&self, key: &[u8; 32]) -> Option<Arc<Map<String, Value>>> {
+        let cache = self.cache.lock().ok()?;
+        cache
+            .get(key)
+            .filter(|c| Instant::now() < c.until)
+            .map(|c| c.claims.clone())
+    }
+
+    fn remember(&self, key: [u8; 32], claims: &Arc<Map<String, Value>>) {
+        let mut ttl = CACHE_TTL;
+        if let Some(exp) = claims.get("exp").and_then(Value::as_u64) {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            ttl = ttl.min(Duration::from_secs(exp.saturating_sub(now)));
+        }
+        if ttl.is_zero() {
+            return;
+        }
+        let Ok(mut cache) = self.cache.lock() else {
+            return;
+        };
+        if cache.len() >= CACHE_MAX {
+            let now = Instant::now();
+            cache.retain(|_, c| now < c.until);
+            if cache.len() >= CACHE_MAX {
+                cache.clear();
+            }
+        }
+        cache.insert(
+            key,
+            Cached {
+                claims: claims.clone(),
+                until: Instant::now() + ttl,
+            },
+        );
+    }
+}
+
+/// The audience rule for introspection answers: only when the answer names a `client_id` or
+/// an `aud` and the pool (or configuration) lists client ids must one of them be accepted.
+/// Endpoints that say nothing about clients, and pools that list none, are not checked.
+pub fn check_audience(
+    claims: &Map<String, Value>,
+    accepted: &Audiences<'_>,
+) -> Result<(), Refusal> {
+    let client_id = claims.get("client_id").and_then(Value::as_str);
+    let aud = claims.get("aud");
+    if (client_id.is_none() && aud.is_none()) || accepted.is_empty() {
+        return Ok(());
+    }
+    let by_client = client_id.is_some_and(|c| accepted.accepts(c));
+    let by_aud = match aud {
+        Some(Value::String(a)) => accepted.accepts(a),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .any(|a| accepted.accepts(a)),
+        _ => false,
+    };
+    if by_client || by_aud {
+        Ok(())
+    } else {
+        Err(Refusal::NotSupported)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn the_audience_is_checked_only_when_both_sides_name_clients() {
+        let ids = ["app"];
+        let acc = Audiences::from_list(&ids);
+        let none = Audiences::from_list(&[]);
+        assert!(check_audience(&obj(json!({"sub": "u"})), &acc).is_ok());
+        assert!(check_audience(&obj(json!({"client_id": "other"})), &none).is_ok());
+        assert!(check_audience(&obj(json!({"client_id": "app"})), &acc).is_ok());
+        assert!(check_audience(&obj(json!({"aud": ["x", "app"]})), &acc).is_ok());
+        assert!(check_audience(&obj(json!({"client_id": "x", "aud": "app"})), &acc).is_ok());
+        assert_eq!(
+            check_audience(&obj(json!({"client_id": "other"})), &acc),
+            Err(Refusal::NotSupported)
+        );
+        assert_eq!(
+            check_audience(&obj(json!({"aud": "other"})), &acc),
+            Err(Refusal::NotSupported)
+        );
+    }
+
+    #[test]
+    fn the_cache_keeps_active_answers_briefly_and_by_hash() {
+        let i = Introspector::new("http://127.0.0.1:1/".into());
+        let key: [u8; 32] = Sha256::digest(b"tok").into();
+        let claims = Arc::new(obj(json!({"active": true, "sub": "u"})));
+        i.remember(key, &claims);
+        assert_eq!(i.cached(&key).unwrap().get("sub"), Some(&json!("u")));
+        // An answer whose token has expired is not kept.
+        let other: [u8; 32] = Sha256::digest(b"old").into();
+        i.remember(other, &Arc::new(obj(json!({"active": true, "exp": 1}))));
+        assert!(i.cached(&other).is_none());
+    }
+}

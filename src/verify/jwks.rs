@@ -1,0 +1,632 @@
+//! A provider's signing keys: parsing a JWKS document, and the per-provider cache that loads it
+//! lazily (file, URL, or OpenID discovery), refreshes it when a token names an unknown `kid`
+//! (at most once per [`REFRESH_MIN_INTERVAL`]) and re-reads it when it is older than
+//! [`MAX_AGE`].
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde_json::Value;
+
+use crate::http_client::HttpClient;
+
+/// The shortest time between two refreshes caused by unknown `kid`s: a stream of forged
+/// tokens cannot turn into a stream of fetches.
+pub const REFRESH_MIN_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Keys older than this are fetched again before use (providers rotate and revoke keys); if
+/// that fetch fails the old keys stay in use.
+pub const MAX_AGE: Duration = Duration::from_secs(3600);
+
+/// One usable public key of a JWKS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Jwk {
+    pub kid: Option<String>,
+    /// The key's own `alg`, when it names one: then only that algorithm may use it.
+    pub alg: Option<String>,
+    pub material: KeyMaterial,
+}
+
+/// The public key itself, ready for aws-lc-rs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyMaterial {
+    /// Big-endian modulus and exponent, without leading zero bytes.
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
+    /// Uncompressed SEC1 point `04 || x || y`.
+    P256 {
+        point: Vec<u8>,
+    },
+    P384 {
+        point: Vec<u8>,
+    },
+}
+
+/// The usable keys of one JWKS document.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeySet {
+    pub keys: Vec<Jwk>,
+}
+
+/// Why a JWKS document is unusable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwksError(pub String);
+
+impl KeySet {
+    /// Parses a JWKS document. Keys this verifier cannot use (symmetric keys, other curves,
+    /// encryption keys, malformed members) are skipped; a document that is not a JWKS at all
+    /// is an error.
+    pub fn parse(bytes: &[u8]) -> Result<KeySet, JwksError> {
+        let doc: Value = serde_json::from_slice(bytes)
+            .map_err(|e| JwksError(format!("the JWKS is not JSON ({e})")))?;
+        let keys = doc
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or_else(|| JwksError("the JWKS has no \"keys\" array".to_string()))?;
+        Ok(KeySet {
+            keys: keys.iter().filter_map(parse_key).collect(),
+        })
+    }
+
+    /// The keys a token may be checked with.
+    pub fn select(&self, kid: Option<&str>, alg: super::jwt::Alg) -> Selection<'_> {
+        let mut named = false;
+        let mut fitting = Vec::new();
+        for k in &self.keys {
+            if let Some(kid) = kid {
+                if k.kid.as_deref() != Some(kid) {
+                    continue;
+                }
+                named = true;
+            }
+            if alg.fits(k) {
+                fitting.push(k);
+            }
+        }
+        if !fitting.is_empty() {
+            Selection::Keys(fitting)
+        } else if kid.is_some() && !named {
+            Selection::UnknownKid
+        } else {
+            Selection::Unfit
+        }
+    }
+}
+
+/// What a key set offers a token.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Selection<'a> {
+    /// Keys of the token's `kid` (all keys when it names none) that fit its algorithm.
+    Keys(Vec<&'a Jwk>),
+    /// The token names a `kid` this set does not have: worth a refresh.
+    UnknownKid,
+    /// Keys exist but none fits the algorithm: refused, no refresh.
+    Unfit,
+}
+
+fn b64_field(key: &Value, name: &str) -> Option<Vec<u8>> {
+    let s = key.get(name)?.as_str()?;
+    URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).ok()
+}
+
+fn parse_key(key: &Value) -> Option<Jwk> {
+    let use_ = key.get("use").and_then(Value::as_str);
+    if use_.is_some_and(|u| u != "sig") {
+        return None;
+    }
+    if let Some(ops) = key.get("key_ops").and_then(Value::as_array) {
+        if !ops.iter().any(|o| o.as_str() == Some("verify")) {
+            return None;
+        }
+    }
+    let material = match key.get("kty")?.as_str()? {
+        "RSA" => {
+            let n = strip_zeros(b64_field(key, "n")?);
+            let e = strip_zeros(b64_field(key, "e")?);
+            if n.is_empty() || e.is_empty() {
+                return None;
+            }
+            KeyMaterial::Rsa { n, e }
+        }
+        "EC" => {
+            let (len, p384) = match key.get("crv")?.as_str()? {
+                "P-256" => (32, false),
+                "P-384" => (48, true),
+                _ => return None,
+            };
+            let x = b64_field(key, "x")?;
+            let y = b64_field(key, "y")?;
+            if x.len() != len || y.len() != len {
+                return None;
+            }
+            let mut point = Vec::with_capacity(1 + 2 * len);
+            point.push(4);
+            point.extend_from_slice(&x);
+            point.extend_from_slice(&y);
+            if p384 {
+                KeyMaterial::P384 { point }
+            } else {
+                KeyMaterial::P256 { point }
+            }
+        }
+        _ => return None,
+    };
+    let text = |name: &str| key.get(name).and_then(Value::as_str).map(str::to_string);
+    Some(Jwk {
+        kid: text("kid"),
+        alg: text("alg"),
+        material,
+    })
+}
+
+fn strip_zeros(mut v: Vec<u8>) -> Vec<u8> {
+    let zeros = v.iter().take_while(|b| **b == 0).count();
+    v.drain(..zeros);
+    v
+}
+
+/// Where a provider's keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A JWKS file on this machine.
+    File(PathBuf),
+    /// A JWKS URL.
+    Url(String),
+    /// An OpenID discovery document whose `jwks_uri` names the JWKS.
+    Discovery(String),
+}
+
+impl Source {
+    /// The source for a provider: its configured `jwks` (an http(s) URL, else a file path,
+    /// `file://` allowed), else `https://<provider>/.well-known/jwks.json` for Cognito user
+    /// pools, else OpenID discovery at `https://<provider>/.well-known/openid-configuration`.
+    pub fn for_provider(provider: &str, jwks: Option<&str>) -> Source {
+        match jwks {
+            Some(j) if j.starts_with("http://") || j.starts_with("https://") => {
+                Source::Url(j.to_string())
+            }
+            Some(j) => Source::File(PathBuf::from(j.strip_prefix("file://").unwrap_or(j))),
+            None if provider.starts_with("cognito-idp.") => {
+                Source::Url(format!("https://{provider}/.well-known/jwks.json"))
+            }
+            None => Source::Discovery(format!(
+                "https://{provider}/.well-known/openid-configuration"
+            )),
+        }
+    }
+
+    /// Whether the keys come over plain http or from a file: then an `http://` issuer is
+    /// accepted too (a local or test issuer).
+    pub fn allows_http_issuer(&self) -> bool {
+        match self {
+            Source::File(_) => true,
+            Source::Url(u) => u.starts_with("http://"),
+            Source::Discovery(_) => false,
+        }
+    }
+
+    /// Whether fetching needs the HTTP client.
+    pub fn needs_http(&self) -> bool {
+        !matches!(self, Source::File(_))
+    }
+}
+
+/// After a failed refresh of stale keys, how long the old keys are used before trying again.
+pub const STALE_RETRY: Duration = Duration::from_secs(60);
+
+/// Keys as last loaded.
+#[derive(Debug)]
+struct Loaded {
+    keys: KeySet,
+    /// Until when the keys are used without fetching them again.
+    fresh_until: Instant,
+}
+
+/// The fetch side of the cache; its mutex makes fetches single-flight.
+#[derive(Debug, Default)]
+struct FetchState {
+    /// The last refresh caused by an unknown `kid` (the rate-bounded kind).
+    last_kid_refresh: Option<Instant>,
+    /// How the last attempt failed, if it did.
+    last_error: Option<String>,
+    /// The JWKS URL found by discovery.
+    discovered: Option<String>,
+}
+
+/// Why a key could not be had.
+#[derive(Debug, PartialEq, Eq)]
+pub enum KeyError {
+    /// The token cannot be verified with any key we have (after a refresh, if one was due).
+    Unverifiable,
+    /// The keys could not be loaded: the provider is unreachable or serves garbage.
+    Unavailable(String),
+}
+
+/// One provider's key cache.
+#[derive(Debug)]
+pub struct JwksCache {
+    /// The provider name, for logs.
+    provider: String,
+    source: Source,
+    loaded: RwLock<Option<Arc<Loaded>>>,
+    /// Bumped by every fetch attempt, so tasks that waited for the fetch lock reuse its result.
+    attempts: AtomicU64,
+    fetch: tokio::sync::Mutex<FetchState>,
+}
+
+/// Why the keys are being fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    Initial,
+    Stale,
+    UnknownKid,
+}
+
+impl JwksCache {
+    /// An empty cache: nothing is read until the first token.
+    pub fn new(provider: &str, source: Source) -> JwksCache {
+        JwksCache {
+            provider: provider.to_string(),
+            source,
+            loaded: RwLock::new(None),
+            attempts: AtomicU64::new(0),
+            fetch: tokio::sync::Mutex::new(FetchState::default()),
+        }
+    }
+
+    /// Where the keys come from.
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    fn snapshot(&self) -> Option<Arc<Loaded>> {
+        match self.loaded.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn store(&self, l: Arc<Loaded>) {
+        match self.loaded.write() {
+            Ok(mut g) => *g = Some(l),
+            Err(poisoned) => *poisoned.into_inner() = Some(l),
+        }
+    }
+
+    /// Runs `check` with the keys a token of `kid`/`alg` may use, loading or refreshing them
+    /// first when needed. `check` returns whether one of the keys verified the token.
+    pub async fn verify_with(
+        &self,
+        http: Option<&HttpClient>,
+        kid: Option<&str>,
+        alg: super::jwt::Alg,
+        check: impl Fn(&Jwk) -> bool,
+    ) -> Result<(), KeyError> {
+        let try_keys = |set: &KeySet| -> Option<bool> {
+            match set.select(kid, alg) {
+                Selection::Keys(keys) => Some(keys.into_iter().any(&check)),
+                Selection::Unfit => Some(false),
+                Selection::UnknownKid => None,
+            }
+        };
+        let verdict = |ok: bool| {
+            if ok {
+                Ok(())
+            } else {
+                Err(KeyError::Unverifiable)
+            }
+        };
+
+        let seen = self.attempts.load(Ordering::Acquire);
+        let snap = self.snapshot();
+        let need = match &snap {
+            Some(l) if Instant::now() < l.fresh_until => match try_keys(&l.keys) {
+                Some(ok) => return verdict(ok),
+                None => Need::UnknownKid,
+            },
+            Some(_) => Need::Stale,
+            None => Need::Initial,
+        };
+
+        let mut st = self.fetch.lock().await;
+        if self.attempts.load(Ordering::Acquire) != seen {
+            // Another task fetched while this one waited: use its outcome.
+            return match (self.snapshot(), &st.last_error) {
+                (Some(l), err) => match try_keys(&l.keys) {
+                    Some(ok) => verdict(ok),
+                    None => match err {
+                        Some(e) => Err(KeyError::Unavailable(e.clone())),
+                        None => Err(KeyError::Unverifiable),
+                    },
+                },
+                (None, Some(e)) => Err(KeyError::Unavailable(e.clone())),
+                (None, None) => Err(KeyError::Unverifiable),
+            };
+        }
+        if need == Need::UnknownKid {
+            if st
+                .last_kid_refresh
+                .is_some_and(|t| t.elapsed() < REFRESH_MIN_INTERVAL)
+            {
+                return Err(KeyError::Unverifiable);
+            }
+            st.last_kid_refresh = Some(Instant::now());
+        }
+        self.attempts.fetch_add(1, Ordering::AcqRel);
+        match self.load(http, &mut st).await {
+            Ok(keys) => {
+                st.last_error = None;
+                let result = try_keys(&keys).unwrap_or(false);
+                self.store(Arc::new(Loaded {
+                    keys,
+                    fresh_until: Instant::now() + MAX_AGE,
+                }));
+                verdict(result)
+            }
+            Err(e) => {
+                st.last_error = Some(e.clone());
+                match (need, snap) {
+                    // Stale keys beat no keys while the provider is down.
+                    (Need::Stale, Some(l)) => {
+                        tracing::warn!(provider = %self.provider, error = %e, "JWKS refresh failed; using the keys loaded earlier");
+                        let ok = try_keys(&l.keys).unwrap_or(false);
+                        self.store(Arc::new(Loaded {
+                            keys: l.keys.clone(),
+                            fresh_until: Instant::now() + STALE_RETRY,
+                        }));
+                        verdict(ok)
+                    }
+                    _ => Err(KeyError::Unavailable(e)),
+                }
+            }
+        }
+    }
+
+    async fn load(&self, http: Option<&HttpClient>, st: &mut FetchState) -> Result<KeySet, String> {
+        let bytes = match &self.source {
+            Source::File(path) => {
+                let p = path.clone();
+                tokio::task::spawn_blocking(move || std::fs::read(p))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()))
+                    .map_err(|e| {
+                        tracing::warn!(provider = %self.provider, path = %path.display(), error = %e, "cannot read the JWKS file");
+                        "the JWKS file cannot be read".to_string()
+                    })?
+            }
+            Source::Url(url) => get(http, &self.provider, "JWKS", url).await?,
+            Source::Discovery(url) => {
+                let jwks_uri = match &st.discovered {
+                    Some(u) => u.clone(),
+                    None => {
+                        let doc = get(http, &self.provider, "OpenID configuration", url).await?;
+                        let uri = discovered_jwks_uri(&doc)?;
+                        st.discovered = Some(uri.clone());
+                        uri
+                    }
+                };
+                match get(http, &self.provider, "JWKS", &jwks_uri).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        // The provider may have moved its keys: discover again next time.
+                        st.discovered = None;
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        KeySet::parse(&bytes).map_err(|e| e.0)
+    }
+}
+
+/// The `jwks_uri` of an OpenID discovery document.
+pub fn discovered_jwks_uri(doc: &[u8]) -> Result<String, String> {
+    let v: Value = serde_json::from_slice(doc)
+        .map_err(|_| "the OpenID configuration is not JSON".to_string())?;
+    match v.get("jwks_uri").and_then(Value::as_str) {
+        Some(u) if crate::http_client::is_valid_url(u) => Ok(u.to_string()),
+        _ => Err("the OpenID configuration has no usable jwks_uri".to_string()),
+    }
+}
+
+/// Fetches `what` (a document name for messages). The error returned is what callers may
+/// see — it names no URL; the URL goes to the log.
+async fn get(
+    http: Option<&HttpClient>,
+    provider: &str,
+    what: &str,
+    url: &str,
+) -> Result<Vec<u8>, String> {
+    let http = http.ok_or_else(|| "no HTTP client".to_string())?;
+    let err = match http.get(url).await {
+        Ok((200, body)) => return Ok(body.to_vec()),
+        Ok((status, _)) => format!("the {what} answered HTTP {status}"),
+        Err(e) => format!("the {what} fetch failed: {e}"),
+    };
+    tracing::warn!(provider, url = shown(url), error = %err, "login provider fetch failed");
+    Err(err)
+}
+
+/// A URL as it may appear in messages: without its query string.
+fn shown(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::jwt::Alg;
+    use super::*;
+    use serde_json::json;
+
+    fn b64(b: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(b)
+    }
+
+    fn rsa(kid: &str) -> Value {
+        json!({"kty": "RSA", "kid": kid, "use": "sig", "n": b64(&[0, 0xc1, 2, 3]), "e": "AQAB"})
+    }
+
+    fn ec(kid: &str, crv: &str, len: usize) -> Value {
+        json!({"kty": "EC", "kid": kid, "crv": crv, "x": b64(&vec![1; len]), "y": b64(&vec![2; len])})
+    }
+
+    #[test]
+    fn jwks_parsing_keeps_usable_signing_keys_only() {
+        let doc = json!({"keys": [
+            rsa("r1"),
+            ec("e1", "P-256", 32),
+            ec("e2", "P-384", 48),
+            ec("bad-len", "P-256", 31),
+            ec("p521", "P-521", 66),
+            {"kty": "oct", "kid": "h", "k": "c2VjcmV0"},
+            {"kty": "OKP", "kid": "ed", "crv": "Ed25519", "x": "AAAA"},
+            {"kty": "RSA", "kid": "enc", "use": "enc", "n": "wQ", "e": "AQAB"},
+            {"kty": "RSA", "kid": "no-n", "e": "AQAB"},
+            {"kty": "RSA", "kid": "bad-b64", "n": "***", "e": "AQAB"},
+            {"kid": "no-kty"},
+            "not an object",
+        ]});
+        let set = KeySet::parse(doc.to_string().as_bytes()).unwrap();
+        let kids: Vec<_> = set.keys.iter().map(|k| k.kid.clone().unwrap()).collect();
+        assert_eq!(kids, ["r1", "e1", "e2"]);
+        assert_eq!(
+            set.keys[0].material,
+            KeyMaterial::Rsa {
+                n: vec![0xc1, 2, 3],
+                e: vec![1, 0, 1]
+            }
+        );
+        match &set.keys[1].material {
+            KeyMaterial::P256 { point } => {
+                assert_eq!(point.len(), 65);
+                assert_eq!(point[0], 4);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(KeySet::parse(b"nope").is_err());
+        assert!(KeySet::parse(b"{\"issuer\":\"x\"}").is_err());
+        assert_eq!(KeySet::parse(b"{\"keys\":[]}").unwrap().keys.len(), 0);
+    }
+
+    #[test]
+    fn selection_matches_kid_kty_curve_and_the_keys_own_alg() {
+        let mut pinned = rsa("pinned");
+        pinned["alg"] = json!("RS512");
+        let doc = json!({"keys": [rsa("r1"), ec("e1", "P-256", 32), pinned]});
+        let set = KeySet::parse(doc.to_string().as_bytes()).unwrap();
+        let kids = |s: Selection<'_>| match s {
+            Selection::Keys(k) => k.iter().map(|k| k.kid.clone().unwrap()).collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(kids(set.select(Some("r1"), Alg::RS256)), ["r1"]);
+        assert_eq!(kids(set.select(Some("r1"), Alg::PS256)), ["r1"]);
+        assert_eq!(kids(set.select(Some("e1"), Alg::ES256)), ["e1"]);
+        assert_eq!(set.select(Some("e1"), Alg::RS256), Selection::Unfit);
+        assert_eq!(set.select(Some("e1"), Alg::ES384), Selection::Unfit);
+        assert_eq!(set.select(Some("r1"), Alg::ES256), Selection::Unfit);
+        assert_eq!(set.select(Some("pinned"), Alg::RS256), Selection::Unfit);
+        assert_eq!(kids(set.select(Some("pinned"), Alg::RS512)), ["pinned"]);
+        assert_eq!(set.select(Some("zzz"), Alg::RS256), Selection::UnknownKid);
+        // No kid: every key that fits.
+        assert_eq!(kids(set.select(None, Alg::RS256)), ["r1"]);
+        assert_eq!(kids(set.select(None, Alg::RS512)), ["r1", "pinned"]);
+        assert_eq!(set.select(None, Alg::ES384), Selection::Unfit);
+    }
+
+    #[test]
+    fn sources_follow_the_configuration_then_the_provider_kind() {
+        assert_eq!(
+            Source::for_provider("x", Some("https://k.example/jwks")),
+            Source::Url("https://k.example/jwks".into())
+        );
+        assert_eq!(
+            Source::for_provider("x", Some("/etc/idpool/x.json")),
+            Source::File("/etc/idpool/x.json".into())
+        );
+        assert_eq!(
+            Source::for_provider("x", Some("file:///etc/x.json")),
+            Source::File("/etc/x.json".into())
+        );
+        assert_eq!(
+            Source::for_provider("cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc", None),
+            Source::Url(
+                "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_abc/.well-known/jwks.json"
+                    .into()
+            )
+        );
+        assert_eq!(
+            Source::for_provider("accounts.google.com", None),
+            Source::Discovery(
+                "https://accounts.google.com/.well-known/openid-configuration".into()
+            )
+        );
+        assert!(Source::File("x".into()).allows_http_issuer());
+        assert!(Source::Url("http://127.0.0.1:1/j".into()).allows_http_issuer());
+        assert!(!Source::Url("https://a/j".into()).allows_http_issuer());
+        assert!(
+            !Source::Discovery("https://a/.well-known/openid-configuration".into())
+                .allows_http_issuer()
+        );
+    }
+
+    #[test]
+    fn discovery_yields_an_http_jwks_uri() {
+        assert_eq!(
+            discovered_jwks_uri(br#"{"jwks_uri":"https://a.example/keys"}"#).unwrap(),
+            "https://a.example/keys"
+        );
+        assert!(discovered_jwks_uri(br#"{"jwks_uri":"file:///etc/passwd"}"#).is_err());
+        assert!(discovered_jwks_uri(br#"{"issuer":"x"}"#).is_err());
+        assert!(discovered_jwks_uri(b"<html>").is_err());
+        assert_eq!(shown("https://a/b?secret=1"), "https://a/b");
+    }
+
+    #[tokio::test]
+    async fn a_missing_file_is_unavailable_and_an_unknown_kid_refreshes_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwks.json");
+        let cache = JwksCache::new("test", Source::File(path.clone()));
+        let r = cache
+            .verify_with(None, Some("r1"), Alg::RS256, |_| true)
+            .await;
+        assert!(matches!(r, Err(KeyError::Unavailable(_))), "{r:?}");
+
+        std::fs::write(&path, json!({"keys": [rsa("r1")]}).to_string()).unwrap();
+        assert_eq!(
+            cache
+                .verify_with(None, Some("r1"), Alg::RS256, |_| true)
+                .await,
+            Ok(())
+        );
+        // Unknown kid: one refresh (the file now has it).
+        std::fs::write(&path, json!({"keys": [rsa("r1"), rsa("r2")]}).to_string()).unwrap();
+        assert_eq!(
+            cache
+                .verify_with(None, Some("r2"), Alg::RS256, |_| true)
+                .await,
+            Ok(())
+        );
+        // Another unknown kid within the interval: no refresh, refused.
+        std::fs::write(&path, json!({"keys": [rsa("r3")]}).to_string()).unwrap();
+        assert_eq!(
+            cache
+                .verify_with(None, Some("r3"), Alg::RS256, |_| true)
+                .await,
+            Err(KeyError::Unverifiable)
+        );
+        // Known keys keep working and a failing check is refused.
+        assert_eq!(
+            cache
+                .verify_with(None, Some("r1"), Alg::RS256, |_| false)
+                .await,
+            Err(KeyError::Unverifiable)
+        );
+    }
+}
