@@ -3,6 +3,7 @@
 //! queued in one transaction (group commit), each request in its own savepoint, and answers each
 //! request only after that commit is on disk. WAL checkpoints run on their own thread.
 
+pub mod admin;
 pub mod identities;
 pub mod migrate;
 pub mod pools;
