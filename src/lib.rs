@@ -11,9 +11,11 @@
 //! - `times`: time as stored (readable text) and as sent (epoch seconds).
 //! - `tokens`: this server's OpenID tokens: signing keys, JWKS, discovery.
 //! - `verify`: checking provider login tokens (oidc, introspect, trust).
+//! - `http_client`: the bounded outbound HTTP(S) client (JWKS, introspection, STS).
 
 pub mod auth;
 pub mod config;
+pub mod http_client;
 pub mod ops;
 pub mod protocol;
 pub mod server;
@@ -40,6 +42,8 @@ pub struct App {
     pub keys: auth::Keys,
     pub tokens: tokens::Tokens,
     pub verifier: verify::Verifier,
+    /// Outbound HTTP(S) for STS.
+    pub http: http_client::HttpClient,
 }
 
 /// Why the server could not start.
@@ -66,6 +70,7 @@ impl App {
         let keys = auth::Keys::from_config(&config);
         let tokens = tokens::Tokens::open(&config.database.path, config.issuer())?;
         let verifier = verify::Verifier::new(&config).map_err(StartError::Config)?;
+        let http = http_client::HttpClient::new().map_err(|e| StartError::Config(e.to_string()))?;
         Ok(App {
             config,
             store,
@@ -73,6 +78,7 @@ impl App {
             keys,
             tokens,
             verifier,
+            http,
         })
     }
 
@@ -115,8 +121,8 @@ pub struct Server {
 impl Server {
     /// Opens the database, binds `config.listen` and starts serving.
     pub async fn start(config: Config) -> Result<Server, StartError> {
+        let mut config = config;
         let listen = config.listen;
-        let app = Arc::new(App::open(config)?);
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|source| StartError::Bind {
@@ -127,6 +133,9 @@ impl Server {
             addr: listen,
             source,
         })?;
+        // The default issuer names the address actually bound (port 0 picks one).
+        config.listen = addr;
+        let app = Arc::new(App::open(config)?);
         app.announce();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server::serve(listener, app.clone(), async move {

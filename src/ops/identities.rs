@@ -243,3 +243,38 @@ pub fn list(app: &App, caller: &Caller, input: ListInput) -> Result<Value, ApiEr
         Ok(Value::Object(out))
     })
 }
+
+#[derive(Deserialize)]
+pub struct DeleteIdentitiesInput {
+    #[serde(rename = "IdentityIdsToDelete")]
+    ids: Vec<String>,
+}
+
+/// DeleteIdentities: each identity of the caller's account goes with its logins; ids that are
+/// unknown, or of another account's pool, come back as unprocessed (`AccessDenied`).
+pub async fn delete_identities(
+    app: &App,
+    caller: &Caller,
+    input: DeleteIdentitiesInput,
+) -> Result<Value, ApiError> {
+    let account = caller.account_id.clone();
+    app.store
+        .write(move |c| {
+            let mut unprocessed = Vec::new();
+            for id in &input.ids {
+                let owned = match sql::get(c, id)? {
+                    Some(identity) => {
+                        pools::get(c, &identity.pool_id)?.is_some_and(|p| p.account_id == account)
+                    }
+                    None => false,
+                };
+                if owned {
+                    sql::delete(c, id)?;
+                } else {
+                    unprocessed.push(json!({"IdentityId": id, "ErrorCode": "AccessDenied"}));
+                }
+            }
+            Ok(json!({ "UnprocessedIdentityIds": unprocessed }))
+        })
+        .await
+}

@@ -1,8 +1,11 @@
 //! The operations: decode a validated input, do the work through the store, shape the output.
 //! `dispatch` is the one entry point `service.rs` calls.
 
+pub mod access;
+pub mod credentials;
 pub mod identities;
 pub mod logins;
+pub mod openid;
 pub mod pools;
 pub mod roles;
 pub mod tags;
@@ -56,17 +59,26 @@ pub async fn dispatch(
         Operation::TagResource => tags::tag_resource(app, caller, input).await,
         Operation::UntagResource => tags::untag_resource(app, caller, input).await,
         Operation::ListTagsForResource => tags::list_tags_for_resource(app, caller, input),
-        Operation::DeleteIdentities
-        | Operation::GetCredentialsForIdentity
-        | Operation::GetOpenIdToken
-        | Operation::GetOpenIdTokenForDeveloperIdentity
-        | Operation::LookupDeveloperIdentity
-        | Operation::MergeDeveloperIdentities
-        | Operation::UnlinkDeveloperIdentity
-        | Operation::UnlinkIdentity => Err(ApiError::UnsupportedOperation(format!(
-            "{} is not supported by this server yet.",
-            op.name()
-        ))),
+        Operation::DeleteIdentities => {
+            identities::delete_identities(app, caller, decode(input)?).await
+        }
+        Operation::GetOpenIdToken => openid::get_open_id_token(app, decode(input)?).await,
+        Operation::GetCredentialsForIdentity => {
+            credentials::get_credentials_for_identity(app, decode(input)?).await
+        }
+        Operation::UnlinkIdentity => credentials::unlink_identity(app, decode(input)?).await,
+        Operation::GetOpenIdTokenForDeveloperIdentity => {
+            openid::get_open_id_token_for_developer_identity(app, caller, decode(input)?).await
+        }
+        Operation::LookupDeveloperIdentity => {
+            openid::lookup_developer_identity(app, caller, decode(input)?)
+        }
+        Operation::MergeDeveloperIdentities => {
+            openid::merge_developer_identities(app, caller, decode(input)?).await
+        }
+        Operation::UnlinkDeveloperIdentity => {
+            openid::unlink_developer_identity(app, caller, decode(input)?).await
+        }
     }
 }
 
@@ -92,6 +104,25 @@ pub fn decode_token(scope: &str, token: &str) -> Result<i64, ApiError> {
         return Err(bad());
     }
     seq.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(bad)
+}
+
+/// Encodes a cursor that is a string (a developer user id), bound to its scope.
+pub fn encode_text_token(scope: &str, value: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{scope}|{value}"))
+}
+
+/// Decodes a cursor made by `encode_text_token` for the same scope.
+pub fn decode_text_token(scope: &str, token: &str) -> Result<String, ApiError> {
+    let bad = || ApiError::InvalidParameter("The pagination token is invalid.".to_string());
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(raw).map_err(|_| bad())?;
+    let rest = text
+        .strip_prefix(scope)
+        .and_then(|r| r.strip_prefix('|'))
+        .ok_or_else(bad)?;
+    Ok(rest.to_string())
 }
 
 /// A new `<region>:<uuid v4>` id.

@@ -169,3 +169,110 @@ pub fn list(
     )?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// Every (provider, subject) an identity is linked with.
+pub fn logins_of(c: &Connection, identity: &str) -> Result<Vec<(String, String)>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT provider, subject FROM logins WHERE identity_id = ?1 ORDER BY provider",
+    )?;
+    let rows = stmt.query_map([identity], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Removes an identity's login of a provider; true if there was one.
+pub fn unlink(c: &Connection, identity: &str, provider: &str) -> Result<bool, StoreError> {
+    Ok(
+        c.prepare_cached("DELETE FROM logins WHERE identity_id = ?1 AND provider = ?2")?
+            .execute([identity, provider])?
+            > 0,
+    )
+}
+
+/// Disables an identity; `merged_into` names the identity that took over its logins.
+pub fn disable(
+    c: &Connection,
+    identity: &str,
+    merged_into: Option<&str>,
+    now: Millis,
+) -> Result<(), StoreError> {
+    c.prepare_cached(
+        "UPDATE identities SET disabled = 1, merged_into = ?2, updated_at = ?3 WHERE id = ?1",
+    )?
+    .execute(params![identity, merged_into, now.text()])?;
+    Ok(())
+}
+
+/// Moves every login and developer user id of `from` to `to` (the merge of two identities).
+pub fn move_links(c: &Connection, from: &str, to: &str) -> Result<(), StoreError> {
+    c.prepare_cached("UPDATE logins SET identity_id = ?2 WHERE identity_id = ?1")?
+        .execute([from, to])?;
+    c.prepare_cached("UPDATE developer_users SET identity_id = ?2 WHERE identity_id = ?1")?
+        .execute([from, to])?;
+    Ok(())
+}
+
+/// Deletes an identity; its logins and developer user ids go with it.
+pub fn delete(c: &Connection, identity: &str) -> Result<bool, StoreError> {
+    Ok(c.prepare_cached("DELETE FROM identities WHERE id = ?1")?
+        .execute([identity])?
+        > 0)
+}
+
+/// The identity a developer user id is linked to in a pool, if any.
+pub fn developer_owner(
+    c: &Connection,
+    pool: &str,
+    developer_user: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(c.prepare_cached(
+        "SELECT identity_id FROM developer_users WHERE pool_id = ?1 AND developer_user_id = ?2",
+    )?
+    .query_row([pool, developer_user], |r| r.get(0))
+    .optional()?)
+}
+
+/// Links a developer user id to an identity.
+pub fn link_developer(
+    c: &Connection,
+    pool: &str,
+    developer_user: &str,
+    identity: &str,
+    now: Millis,
+) -> Result<(), StoreError> {
+    c.prepare_cached(
+        "INSERT INTO developer_users (pool_id, developer_user_id, identity_id, linked_at) \
+         VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![pool, developer_user, identity, now.text()])?;
+    Ok(())
+}
+
+/// Removes a developer user id from an identity; true if it was linked to it.
+pub fn unlink_developer(
+    c: &Connection,
+    pool: &str,
+    developer_user: &str,
+    identity: &str,
+) -> Result<bool, StoreError> {
+    Ok(c.prepare_cached(
+        "DELETE FROM developer_users \
+         WHERE pool_id = ?1 AND developer_user_id = ?2 AND identity_id = ?3",
+    )?
+    .execute([pool, developer_user, identity])?
+        > 0)
+}
+
+/// An identity's developer user ids after `after` (exclusive), sorted, `limit + 1` of them.
+pub fn developer_users_of(
+    c: &Connection,
+    identity: &str,
+    after: &str,
+    limit: usize,
+) -> Result<Vec<String>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT developer_user_id FROM developer_users \
+         WHERE identity_id = ?1 AND developer_user_id > ?2 ORDER BY developer_user_id LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![identity, after, limit as i64 + 1], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

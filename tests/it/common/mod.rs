@@ -87,6 +87,11 @@ impl TestServer {
         self.dir.clone()
     }
 
+    /// The running server's application state (its `tokens`, `store`, …).
+    pub fn app(&self) -> &Arc<idpool::App> {
+        self.server.as_ref().expect("the server is running").app()
+    }
+
     pub fn db_path(&self) -> PathBuf {
         self.config.database.path.clone()
     }
@@ -128,6 +133,15 @@ impl TestServer {
         let mut bytes = req.into_bytes();
         bytes.extend_from_slice(body);
         self.raw_bytes(&bytes).await
+    }
+
+    /// A GET of `path`; the connection is closed after the response.
+    pub async fn raw_get(&self, path: &str) -> RawResponse {
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.url.trim_start_matches("http://")
+        );
+        self.raw_bytes(req.as_bytes()).await
     }
 
     /// A JSON call of `op` the way the SDKs send it, unsigned.

@@ -1,0 +1,235 @@
+//! Who may use an identity, and what presenting logins with an identity id does to it: the
+//! procedure shared by GetOpenIdToken, GetCredentialsForIdentity, UnlinkIdentity and
+//! GetOpenIdTokenForDeveloperIdentity (SEMANTICS.md §4.4, Decisions 2, 3 and 8).
+//!
+//! Presenting a login that no identity has links it to the identity; presenting a login that
+//! another identity owns merges the two: the owner survives, takes the presented identity's
+//! logins and developer user ids, and the presented identity is disabled.
+
+use std::collections::BTreeMap;
+
+use rusqlite::Connection;
+use serde_json::{Map, Value};
+
+use super::identities::{
+    LOGINS_ON_DIFFERENT_IDENTITIES, LOGIN_ALREADY_LINKED, MAX_LOGINS_PER_IDENTITY,
+    UNAUTH_NOT_SUPPORTED,
+};
+use super::logins::{self, Login, COGNITO_IDENTITY_PROVIDER, NOT_SUPPORTED};
+use crate::protocol::ApiError;
+use crate::store::identities::{self as sql, Identity};
+use crate::store::pools::{self, Pool};
+use crate::times;
+use crate::App;
+
+pub const LOGINS_DONT_MATCH: &str =
+    "Logins don't match. Please include at least one valid login for this identity or identity pool.";
+
+/// What a caller presented for an identity, checked: public-provider logins, and the claims of
+/// a token of ours for this identity (the `cognito-identity.amazonaws.com` login) if one was
+/// passed.
+#[derive(Debug, Clone, Default)]
+pub struct Presented {
+    pub logins: Vec<Login>,
+    pub cognito: Option<Map<String, Value>>,
+    /// A signed developer backend vouches for the caller (GetOpenIdTokenForDeveloperIdentity).
+    pub vouched: bool,
+}
+
+impl Presented {
+    /// Whether the caller presented a token of ours saying the identity is authenticated.
+    pub fn cognito_authenticated(&self) -> bool {
+        self.cognito
+            .as_ref()
+            .and_then(|c| c.get("amr"))
+            .and_then(Value::as_array)
+            .and_then(|a| a.first())
+            .and_then(Value::as_str)
+            == Some("authenticated")
+    }
+}
+
+/// Loads an identity and its pool, and checks every login token presented for it.
+pub async fn present(
+    app: &App,
+    identity_id: &str,
+    logins_map: Option<BTreeMap<String, String>>,
+) -> Result<(Pool, Identity, Presented), ApiError> {
+    let (identity, pool) = app.store.read(|c| {
+        let identity =
+            sql::get(c, identity_id)?.ok_or_else(|| ApiError::identity_not_found(identity_id))?;
+        let pool = pools::get(c, &identity.pool_id)?
+            .ok_or_else(|| ApiError::identity_not_found(identity_id))?;
+        Ok::<_, ApiError>((identity, pool))
+    })?;
+    let mut map = logins_map.unwrap_or_default();
+    let cognito = match map.remove(COGNITO_IDENTITY_PROVIDER) {
+        Some(token) => Some(own_token(app, &pool, identity_id, &token)?),
+        None => None,
+    };
+    let logins = logins::resolve(app, &pool, &map).await?;
+    Ok((
+        pool,
+        identity,
+        Presented {
+            logins,
+            cognito,
+            vouched: false,
+        },
+    ))
+}
+
+/// Checks a token this server issued, presented for `identity_id` of `pool`.
+fn own_token(
+    app: &App,
+    pool: &Pool,
+    identity_id: &str,
+    token: &str,
+) -> Result<Map<String, Value>, ApiError> {
+    let claims = app.tokens.verify(token)?;
+    if claims.get("aud").and_then(Value::as_str) != Some(pool.id.as_str()) {
+        return Err(ApiError::NotAuthorized(NOT_SUPPORTED.to_string()));
+    }
+    if claims.get("sub").and_then(Value::as_str) != Some(identity_id) {
+        return Err(ApiError::NotAuthorized(LOGINS_DONT_MATCH.to_string()));
+    }
+    Ok(claims)
+}
+
+/// Settles what a presentation means for the identity, returning the identity the caller ends
+/// on. With `dry`, nothing is written: `Ok(None)` means a write is needed (a link or a merge),
+/// so the caller runs it again inside a write.
+pub fn settle(
+    c: &Connection,
+    pool: &Pool,
+    identity_id: &str,
+    p: &Presented,
+    dry: bool,
+) -> Result<Option<String>, ApiError> {
+    match sql::is_disabled(c, identity_id)? {
+        None => return Err(ApiError::identity_not_found(identity_id)),
+        Some(true) => return Err(ApiError::identity_forbidden(identity_id)),
+        Some(false) => {}
+    }
+    let authenticated = sql::login_count(c, identity_id)? > 0;
+    if p.logins.is_empty() {
+        if p.vouched || (p.cognito.is_some() && (p.cognito_authenticated() || !authenticated)) {
+            return Ok(Some(identity_id.to_string()));
+        }
+        if authenticated {
+            return Err(ApiError::identity_forbidden(identity_id));
+        }
+        if !pool.settings.allow_unauthenticated {
+            return Err(ApiError::NotAuthorized(UNAUTH_NOT_SUPPORTED.to_string()));
+        }
+        return Ok(Some(identity_id.to_string()));
+    }
+    let mut unlinked: Vec<&Login> = Vec::new();
+    let mut proves = p.vouched || p.cognito_authenticated();
+    let mut other: Option<String> = None;
+    for l in &p.logins {
+        match sql::owner_of(c, &pool.id, &l.provider, &l.subject)? {
+            None => unlinked.push(l),
+            Some(o) if o == identity_id => proves = true,
+            Some(o) => match &other {
+                Some(prev) if *prev != o => {
+                    return Err(ApiError::ResourceConflict(
+                        LOGINS_ON_DIFFERENT_IDENTITIES.to_string(),
+                    ))
+                }
+                _ => other = Some(o),
+            },
+        }
+    }
+    if authenticated && !proves {
+        return Err(ApiError::NotAuthorized(LOGINS_DONT_MATCH.to_string()));
+    }
+    if other.is_none() && unlinked.is_empty() {
+        return Ok(Some(identity_id.to_string()));
+    }
+    if dry {
+        return Ok(None);
+    }
+    let now = times::now();
+    let target = match other {
+        None => identity_id.to_string(),
+        Some(owner) => {
+            merge(c, identity_id, &owner)?;
+            owner
+        }
+    };
+    link_into(c, &pool.id, &target, &unlinked)?;
+    sql::touch(c, &target, now)?;
+    Ok(Some(target))
+}
+
+/// Links new logins to an identity: one user per provider, at most 20 logins.
+pub fn link_into(
+    c: &Connection,
+    pool: &str,
+    identity: &str,
+    logins: &[&Login],
+) -> Result<(), ApiError> {
+    if logins.is_empty() {
+        return Ok(());
+    }
+    for l in logins {
+        if sql::subject_for(c, identity, &l.provider)?.is_some() {
+            return Err(ApiError::ResourceConflict(LOGIN_ALREADY_LINKED.to_string()));
+        }
+    }
+    if sql::login_count(c, identity)? + logins.len() as i64 > MAX_LOGINS_PER_IDENTITY {
+        return Err(ApiError::LimitExceeded(format!(
+            "An identity can have at most {MAX_LOGINS_PER_IDENTITY} linked logins."
+        )));
+    }
+    let now = times::now();
+    for l in logins {
+        sql::link(c, pool, &l.provider, &l.subject, identity, now)?;
+    }
+    Ok(())
+}
+
+/// Merges identity `from` into `into`: `into` takes every login and developer user id of
+/// `from`, and `from` is disabled. Two users of one provider cannot end on one identity.
+pub fn merge(c: &Connection, from: &str, into: &str) -> Result<(), ApiError> {
+    if sql::is_disabled(c, into)? != Some(false) {
+        return Err(ApiError::identity_forbidden(into));
+    }
+    for (provider, subject) in sql::logins_of(c, from)? {
+        if let Some(s) = sql::subject_for(c, into, &provider)? {
+            if s != subject {
+                return Err(ApiError::ResourceConflict(LOGIN_ALREADY_LINKED.to_string()));
+            }
+        }
+    }
+    if sql::login_count(c, into)? + sql::login_count(c, from)? > MAX_LOGINS_PER_IDENTITY {
+        return Err(ApiError::ResourceConflict(format!(
+            "The merged identity would have more than {MAX_LOGINS_PER_IDENTITY} linked logins."
+        )));
+    }
+    let now = times::now();
+    sql::move_links(c, from, into)?;
+    sql::disable(c, from, Some(into), now)?;
+    sql::touch(c, into, now)?;
+    Ok(())
+}
+
+/// Settles a presentation: first from a read (the common case: nothing to change), then, if a
+/// link or merge is needed, inside a write.
+pub async fn settle_identity(
+    app: &App,
+    pool: &Pool,
+    identity_id: &str,
+    p: &Presented,
+) -> Result<String, ApiError> {
+    if let Some(id) = app.store.read(|c| settle(c, pool, identity_id, p, true))? {
+        return Ok(id);
+    }
+    let pool = pool.clone();
+    let identity_id = identity_id.to_string();
+    let p = p.clone();
+    app.store
+        .write(move |c| settle(c, &pool, &identity_id, &p, false)?.ok_or(ApiError::InternalError))
+        .await
+}

@@ -1,0 +1,275 @@
+//! GetCredentialsForIdentity (the enhanced flow) and UnlinkIdentity: the same identity and
+//! login checks as GetOpenIdToken, then a role chosen per the pool's roles and role mappings,
+//! then credentials from the configured source (SEMANTICS.md §5, §6.13, §6.14).
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::access::{self, LOGINS_DONT_MATCH};
+use super::openid::{amr, claims, OPENID_TOKEN_TTL};
+use super::roles;
+use crate::config::CredentialsSource;
+use crate::protocol::ApiError;
+use crate::store::identities as sql;
+use crate::times;
+use crate::App;
+
+/// Credentials minted or fetched for an identity live an hour, as on AWS.
+pub const CREDENTIALS_TTL_SECS: i64 = 3600;
+/// The role session name AWS uses for identity-pool credentials.
+pub const ROLE_SESSION_NAME: &str = "CognitoIdentityCredentials";
+const INVALID_CONFIG: &str =
+    "Invalid identity pool configuration. Check assigned IAM roles for this pool.";
+
+#[derive(Deserialize)]
+pub struct GetCredentialsInput {
+    #[serde(rename = "IdentityId")]
+    identity_id: String,
+    #[serde(rename = "Logins")]
+    logins: Option<BTreeMap<String, String>>,
+    #[serde(rename = "CustomRoleArn")]
+    custom_role_arn: Option<String>,
+}
+
+/// Temporary AWS credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub secret_key: String,
+    pub session_token: String,
+    /// Epoch milliseconds.
+    pub expiration: i64,
+}
+
+/// GetCredentialsForIdentity.
+pub async fn get_credentials_for_identity(
+    app: &App,
+    input: GetCredentialsInput,
+) -> Result<Value, ApiError> {
+    let (pool, identity, presented) =
+        access::present(app, &input.identity_id, input.logins).await?;
+    let id = access::settle_identity(app, &pool, &identity.id, &presented).await?;
+    let loaded = roles::load_roles(app, &pool.id)?;
+    let through_ours = presented.logins.is_empty() && presented.cognito_authenticated();
+    let role = roles::choose_role(
+        &loaded,
+        &pool,
+        &presented.logins,
+        through_ours,
+        input.custom_role_arn.as_deref(),
+    )?;
+    let creds = match app.config.credentials.source {
+        CredentialsSource::Local => local_credentials(),
+        CredentialsSource::Sts => {
+            let tags = roles::principal_tags(app, &pool, &presented.logins)?;
+            let token = app.tokens.issue(
+                claims(&pool, &id, amr(&pool, &presented, None), &tags),
+                OPENID_TOKEN_TTL,
+            )?;
+            sts_credentials(app, &role, &token).await?
+        }
+    };
+    Ok(json!({
+        "IdentityId": id,
+        "Credentials": {
+            "AccessKeyId": creds.access_key_id,
+            "SecretKey": creds.secret_key,
+            "SessionToken": creds.session_token,
+            "Expiration": times::Millis(creds.expiration).json(),
+        }
+    }))
+}
+
+fn random_bytes(n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n + 16);
+    while out.len() < n {
+        out.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    }
+    out.truncate(n);
+    out
+}
+
+/// Well-formed temporary credentials minted here: an `ASIA…` key id, a 40-character secret and
+/// a session token, valid an hour. Nothing but test doubles accepts them.
+pub fn local_credentials() -> Credentials {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let key: String = random_bytes(16)
+        .iter()
+        .map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char)
+        .collect();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    Credentials {
+        access_key_id: format!("ASIA{key}"),
+        secret_key: b64.encode(random_bytes(30)),
+        session_token: b64.encode(random_bytes(180)),
+        expiration: times::now().0 + CREDENTIALS_TTL_SECS * 1000,
+    }
+}
+
+/// AssumeRoleWithWebIdentity on the configured STS endpoint with a token of ours.
+async fn sts_credentials(app: &App, role: &str, token: &str) -> Result<Credentials, ApiError> {
+    let Some(endpoint) = app.config.credentials.sts_endpoint.as_deref() else {
+        return Err(ApiError::InvalidIdentityPoolConfiguration(
+            INVALID_CONFIG.to_string(),
+        ));
+    };
+    let duration = CREDENTIALS_TTL_SECS.to_string();
+    let form = [
+        ("Action", "AssumeRoleWithWebIdentity"),
+        ("Version", "2011-06-15"),
+        ("RoleArn", role),
+        ("RoleSessionName", ROLE_SESSION_NAME),
+        ("WebIdentityToken", token),
+        ("DurationSeconds", duration.as_str()),
+    ];
+    let (status, body) = app
+        .http
+        .post_form(endpoint, &form, &[("accept", "application/xml")])
+        .await
+        .map_err(|e| ApiError::ExternalService(format!("STS is unreachable: {e}")))?;
+    let text = String::from_utf8_lossy(&body);
+    match status {
+        200 => parse_sts(&text).ok_or_else(|| {
+            tracing::warn!("STS answered 200 without credentials");
+            ApiError::ExternalService("STS answered without credentials.".to_string())
+        }),
+        400..=499 => {
+            let code = xml_text(&text, "Code").unwrap_or_default();
+            tracing::info!(status, code = %code, role, "STS refused AssumeRoleWithWebIdentity");
+            Err(ApiError::InvalidIdentityPoolConfiguration(
+                INVALID_CONFIG.to_string(),
+            ))
+        }
+        _ => Err(ApiError::ExternalService(format!(
+            "STS answered HTTP {status}."
+        ))),
+    }
+}
+
+/// The text of the first `<tag>…</tag>` element.
+fn xml_text(xml: &str, tag: &str) -> Option<String> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find(&close)? + start;
+    Some(
+        xml[start..end]
+            .trim()
+            .replace("&amp;", "&")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'"),
+    )
+}
+
+/// Reads an AssumeRoleWithWebIdentity response's credentials.
+fn parse_sts(xml: &str) -> Option<Credentials> {
+    let creds = {
+        let start = xml.find("<Credentials>")?;
+        let end = xml[start..].find("</Credentials>")? + start;
+        &xml[start..end]
+    };
+    let expiration = xml_text(creds, "Expiration")?;
+    let when =
+        time::OffsetDateTime::parse(&expiration, &time::format_description::well_known::Rfc3339)
+            .ok()?;
+    Some(Credentials {
+        access_key_id: xml_text(creds, "AccessKeyId")?,
+        secret_key: xml_text(creds, "SecretAccessKey")?,
+        session_token: xml_text(creds, "SessionToken")?,
+        expiration: (when.unix_timestamp_nanos() / 1_000_000) as i64,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct UnlinkInput {
+    #[serde(rename = "IdentityId")]
+    identity_id: String,
+    #[serde(rename = "Logins")]
+    logins: BTreeMap<String, String>,
+    #[serde(rename = "LoginsToRemove")]
+    remove: Vec<String>,
+}
+
+/// UnlinkIdentity: the caller proves ownership with a login of the identity, then the named
+/// providers' logins are removed. Removing the last login leaves an identity no one can reach,
+/// as on AWS: it is disabled.
+pub async fn unlink_identity(app: &App, input: UnlinkInput) -> Result<Value, ApiError> {
+    let (pool, identity, presented) =
+        access::present(app, &input.identity_id, Some(input.logins)).await?;
+    if let Some(dev) = &pool.settings.developer_provider_name {
+        if input.remove.iter().any(|p| p == dev) {
+            return Err(ApiError::InvalidParameter(
+                "Developer user identifiers are removed with UnlinkDeveloperIdentity.".to_string(),
+            ));
+        }
+    }
+    let id = identity.id;
+    app.store
+        .write(move |c| {
+            match sql::is_disabled(c, &id)? {
+                None => return Err(ApiError::identity_not_found(&id)),
+                Some(true) => return Err(ApiError::identity_forbidden(&id)),
+                Some(false) => {}
+            }
+            let mut proves = presented.cognito_authenticated();
+            for l in &presented.logins {
+                if sql::owner_of(c, &pool.id, &l.provider, &l.subject)?.as_deref() == Some(&id) {
+                    proves = true;
+                }
+            }
+            if !proves {
+                return Err(ApiError::NotAuthorized(LOGINS_DONT_MATCH.to_string()));
+            }
+            for provider in &input.remove {
+                sql::unlink(c, &id, provider)?;
+            }
+            let now = times::now();
+            if sql::login_count(c, &id)? == 0 {
+                sql::disable(c, &id, None, now)?;
+            } else {
+                sql::touch(c, &id, now)?;
+            }
+            Ok(json!({}))
+        })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_credentials_look_like_sts_ones() {
+        let c = local_credentials();
+        assert!(c.access_key_id.starts_with("ASIA"));
+        assert_eq!(c.access_key_id.len(), 20);
+        assert_eq!(c.secret_key.len(), 40);
+        assert!(c.session_token.len() > 100);
+        assert_ne!(local_credentials().access_key_id, c.access_key_id);
+    }
+
+    #[test]
+    fn sts_responses_parse() {
+        let xml = r#"<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleWithWebIdentityResult>
+    <Credentials>
+      <SessionToken>FwoG&amp;token</SessionToken>
+      <SecretAccessKey>secret</SecretAccessKey>
+      <Expiration>2026-11-23T10:00:00Z</Expiration>
+      <AccessKeyId>ASIAEXAMPLE</AccessKeyId>
+    </Credentials>
+  </AssumeRoleWithWebIdentityResult>
+</AssumeRoleWithWebIdentityResponse>"#;
+        let c = parse_sts(xml).unwrap();
+        assert_eq!(c.access_key_id, "ASIAEXAMPLE");
+        assert_eq!(c.secret_key, "secret");
+        assert_eq!(c.session_token, "FwoG&token");
+        assert_eq!(c.expiration, 1_795_428_000_000);
+        assert!(parse_sts("<Error><Code>AccessDenied</Code></Error>").is_none());
+    }
+}

@@ -1,0 +1,422 @@
+//! OpenID tokens for identities: GetOpenIdToken (public), and the developer-authenticated
+//! identity operations — GetOpenIdTokenForDeveloperIdentity, LookupDeveloperIdentity,
+//! MergeDeveloperIdentities, UnlinkDeveloperIdentity (SEMANTICS.md §6.12, §6.18–6.21, §8).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::access::{self, Presented, LOGINS_DONT_MATCH};
+use super::logins::{self, Login};
+use super::pools::{oidc_provider_host, owned_pool};
+use super::{decode_text_token, encode_text_token, new_id, roles, Caller};
+use crate::protocol::ApiError;
+use crate::store::identities as sql;
+use crate::store::pools::Pool;
+use crate::times;
+use crate::App;
+
+/// GetOpenIdToken's tokens live ten minutes, as on AWS.
+pub const OPENID_TOKEN_TTL: u64 = 600;
+/// GetOpenIdTokenForDeveloperIdentity's default lifetime.
+pub const DEVELOPER_TOKEN_TTL: u64 = 900;
+
+const CLASSIC_FLOW_DISABLED: &str =
+    "Basic (classic) flow is not enabled, please use enhanced flow.";
+const UNSUPPORTED_DEVELOPER: &str =
+    "This identity pool does not support the specified developer provider.";
+
+#[derive(Deserialize)]
+pub struct GetOpenIdTokenInput {
+    #[serde(rename = "IdentityId")]
+    identity_id: String,
+    #[serde(rename = "Logins")]
+    logins: Option<BTreeMap<String, String>>,
+}
+
+/// The pool ARN, as the tag operations and the token claim spell it.
+pub fn pool_arn(pool: &Pool) -> String {
+    format!(
+        "arn:aws:cognito-identity:{}:{}:identitypool/{}",
+        pool.region(),
+        pool.account_id,
+        pool.id
+    )
+}
+
+/// The `amr` claim: `["unauthenticated"]`, or `["authenticated", <provider>, <provider login>, …]`.
+pub fn amr(pool: &Pool, p: &Presented, developer: Option<(&str, &str)>) -> Vec<Value> {
+    let mut out = Vec::new();
+    if let Some((name, user)) = developer {
+        out.push(json!(name));
+        out.push(json!(format!("{name}:{}:{user}", pool.id)));
+    }
+    for l in &p.logins {
+        out.push(json!(l.provider));
+        out.push(json!(login_reference(pool, l)));
+    }
+    if let Some(Value::Array(prior)) = p.cognito.as_ref().and_then(|c| c.get("amr")) {
+        if p.cognito_authenticated() {
+            out.extend(prior.iter().skip(1).cloned());
+        }
+    }
+    if out.is_empty() {
+        vec![json!("unauthenticated")]
+    } else {
+        out.insert(0, json!("authenticated"));
+        out
+    }
+}
+
+/// The third `amr` element for a login, as AWS writes it per kind of provider.
+fn login_reference(pool: &Pool, l: &Login) -> String {
+    if l.provider.starts_with("cognito-idp.") {
+        return format!("{}:CognitoSignIn:{}", l.provider, l.subject);
+    }
+    if let Some(arn) = pool
+        .settings
+        .openid_connect_provider_arns
+        .iter()
+        .find(|a| oidc_provider_host(a) == Some(l.provider.as_str()))
+    {
+        return format!("{arn}:OIDC:{}", l.subject);
+    }
+    if l.provider.starts_with("arn:") {
+        return format!("{}:SAML:{}", l.provider, l.subject);
+    }
+    format!("{}:{}", l.provider, l.subject)
+}
+
+/// The claims of a token for `identity_id`: sub, aud, amr, the pool ARN, and principal tags.
+pub fn claims(
+    pool: &Pool,
+    identity_id: &str,
+    amr: Vec<Value>,
+    tags: &BTreeMap<String, String>,
+) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("sub".into(), json!(identity_id));
+    m.insert("aud".into(), json!(pool.id));
+    m.insert("amr".into(), Value::Array(amr));
+    m.insert(
+        "https://cognito-identity.amazonaws.com/identity-pool-arn".into(),
+        json!(pool_arn(pool)),
+    );
+    if !tags.is_empty() {
+        let principal: Map<String, Value> =
+            tags.iter().map(|(k, v)| (k.clone(), json!([v]))).collect();
+        m.insert(
+            "https://aws.amazon.com/tags".into(),
+            json!({ "principal_tags": principal }),
+        );
+    }
+    m
+}
+
+/// GetOpenIdToken: links or merges as the presented logins require, then issues a ten-minute
+/// token for the identity the caller ends on.
+pub async fn get_open_id_token(app: &App, input: GetOpenIdTokenInput) -> Result<Value, ApiError> {
+    let (pool, identity, presented) =
+        access::present(app, &input.identity_id, input.logins).await?;
+    if pool.settings.allow_classic_flow == Some(false) {
+        return Err(ApiError::InvalidParameter(
+            CLASSIC_FLOW_DISABLED.to_string(),
+        ));
+    }
+    let id = access::settle_identity(app, &pool, &identity.id, &presented).await?;
+    let tags = roles::principal_tags(app, &pool, &presented.logins)?;
+    let token = app.tokens.issue(
+        claims(&pool, &id, amr(&pool, &presented, None), &tags),
+        OPENID_TOKEN_TTL,
+    )?;
+    Ok(json!({ "IdentityId": id, "Token": token }))
+}
+
+#[derive(Deserialize)]
+pub struct DeveloperTokenInput {
+    #[serde(rename = "IdentityPoolId")]
+    pool_id: String,
+    #[serde(rename = "IdentityId")]
+    identity_id: Option<String>,
+    #[serde(rename = "Logins")]
+    logins: BTreeMap<String, String>,
+    #[serde(rename = "PrincipalTags")]
+    principal_tags: Option<BTreeMap<String, String>>,
+    #[serde(rename = "TokenDuration")]
+    token_duration: Option<u64>,
+}
+
+fn developer_name<'p>(pool: &'p Pool, given: Option<&str>) -> Result<&'p str, ApiError> {
+    match (&pool.settings.developer_provider_name, given) {
+        (Some(name), None) => Ok(name),
+        (Some(name), Some(g)) if g == name => Ok(name),
+        _ => Err(ApiError::NotAuthorized(UNSUPPORTED_DEVELOPER.to_string())),
+    }
+}
+
+/// GetOpenIdTokenForDeveloperIdentity: finds or creates the identity of a developer user (or
+/// links the developer user to the given identity), links or merges any public logins passed
+/// with it, and issues a token for it.
+pub async fn get_open_id_token_for_developer_identity(
+    app: &App,
+    caller: &Caller,
+    input: DeveloperTokenInput,
+) -> Result<Value, ApiError> {
+    let pool = owned_pool(app, caller, &input.pool_id)?;
+    let name = developer_name(&pool, None)?.to_string();
+    let mut map = input.logins;
+    let Some(user) = map.remove(&name) else {
+        return Err(ApiError::NotAuthorized(UNSUPPORTED_DEVELOPER.to_string()));
+    };
+    let public = logins::resolve(app, &pool, &map).await?;
+    if let Some(id) = &input.identity_id {
+        let belongs = app
+            .store
+            .read(|c| sql::get(c, id))?
+            .is_some_and(|i| i.pool_id == pool.id);
+        if !belongs {
+            return Err(ApiError::identity_not_found(id));
+        }
+    }
+    let presented = Presented {
+        logins: public,
+        cognito: None,
+        vouched: true,
+    };
+    let id = {
+        let pool = pool.clone();
+        let user = user.clone();
+        let wanted = input.identity_id.clone();
+        let presented = presented.clone();
+        app.store
+            .write(move |c| {
+                let owner = sql::developer_owner(c, &pool.id, &user)?;
+                let target = match (wanted, owner) {
+                    (Some(i), Some(o)) if i != o => {
+                        return Err(ApiError::DeveloperUserAlreadyRegistered(
+                            "The provided developer user identifier is already registered with Cognito under a different identity ID.".to_string(),
+                        ))
+                    }
+                    (Some(i), Some(_)) => i,
+                    (Some(i), None) => {
+                        match sql::is_disabled(c, &i)? {
+                            None => return Err(ApiError::identity_not_found(&i)),
+                            Some(true) => return Err(ApiError::identity_forbidden(&i)),
+                            Some(false) => {}
+                        }
+                        if sql::login_count(c, &i)? > 0 {
+                            let mut proves = false;
+                            for l in &presented.logins {
+                                if sql::owner_of(c, &pool.id, &l.provider, &l.subject)?.as_deref()
+                                    == Some(i.as_str())
+                                {
+                                    proves = true;
+                                }
+                            }
+                            if !proves {
+                                return Err(ApiError::NotAuthorized(LOGINS_DONT_MATCH.to_string()));
+                            }
+                        }
+                        link_developer(c, &pool.id, &user, &i)?;
+                        i
+                    }
+                    (None, Some(o)) => o,
+                    (None, None) => {
+                        let i = new_id(pool.region());
+                        sql::insert(c, &i, &pool.id, times::now())?;
+                        link_developer(c, &pool.id, &user, &i)?;
+                        i
+                    }
+                };
+                access::settle(c, &pool, &target, &presented, false)?
+                    .ok_or(ApiError::InternalError)
+            })
+            .await?
+    };
+    let mut tags = roles::principal_tags(app, &pool, &presented.logins)?;
+    if let Some(given) = input.principal_tags {
+        tags.extend(given);
+    }
+    let ttl = input.token_duration.unwrap_or(DEVELOPER_TOKEN_TTL);
+    let token = app.tokens.issue(
+        claims(
+            &pool,
+            &id,
+            amr(&pool, &presented, Some((&name, &user))),
+            &tags,
+        ),
+        ttl,
+    )?;
+    Ok(json!({ "IdentityId": id, "Token": token }))
+}
+
+fn link_developer(
+    c: &rusqlite::Connection,
+    pool: &str,
+    user: &str,
+    identity: &str,
+) -> Result<(), ApiError> {
+    if sql::login_count(c, identity)? + 1 > super::identities::MAX_LOGINS_PER_IDENTITY {
+        return Err(ApiError::LimitExceeded(format!(
+            "An identity can have at most {} linked logins.",
+            super::identities::MAX_LOGINS_PER_IDENTITY
+        )));
+    }
+    let now = times::now();
+    sql::link_developer(c, pool, user, identity, now)?;
+    sql::touch(c, identity, now)?;
+    Ok(())
+}
+
+fn developer_not_found(user: &str) -> ApiError {
+    ApiError::ResourceNotFound(format!("Developer user identifier '{user}' not found."))
+}
+
+#[derive(Deserialize)]
+pub struct LookupInput {
+    #[serde(rename = "IdentityPoolId")]
+    pool_id: String,
+    #[serde(rename = "IdentityId")]
+    identity_id: Option<String>,
+    #[serde(rename = "DeveloperUserIdentifier")]
+    developer_user: Option<String>,
+    #[serde(rename = "MaxResults")]
+    max_results: Option<i64>,
+    #[serde(rename = "NextToken")]
+    next_token: Option<String>,
+}
+
+/// LookupDeveloperIdentity: an identity's developer user ids, found by either.
+pub fn lookup_developer_identity(
+    app: &App,
+    caller: &Caller,
+    input: LookupInput,
+) -> Result<Value, ApiError> {
+    let pool = owned_pool(app, caller, &input.pool_id)?;
+    if input.identity_id.is_none() && input.developer_user.is_none() {
+        return Err(ApiError::InvalidParameter(
+            "Either IdentityId or DeveloperUserIdentifier must not be null.".to_string(),
+        ));
+    }
+    let limit = input.max_results.unwrap_or(60).clamp(1, 60) as usize;
+    app.store.read(|c| {
+        let by_user = match &input.developer_user {
+            Some(u) => {
+                Some(sql::developer_owner(c, &pool.id, u)?.ok_or_else(|| developer_not_found(u))?)
+            }
+            None => None,
+        };
+        let id = match (&input.identity_id, by_user) {
+            (Some(i), Some(u)) if *i != u => {
+                return Err(ApiError::ResourceConflict(
+                    "The developer user identifier is not linked to the given identity."
+                        .to_string(),
+                ))
+            }
+            (Some(i), _) => {
+                let belongs = sql::get(c, i)?.is_some_and(|x| x.pool_id == pool.id);
+                if !belongs {
+                    return Err(ApiError::identity_not_found(i));
+                }
+                i.clone()
+            }
+            (None, Some(u)) => u,
+            (None, None) => return Err(ApiError::InternalError),
+        };
+        let scope = format!("developer|{id}");
+        let after = match &input.next_token {
+            Some(t) => decode_text_token(&scope, t)?,
+            None => String::new(),
+        };
+        let mut users = sql::developer_users_of(c, &id, &after, limit)?;
+        let more = users.len() > limit;
+        users.truncate(limit);
+        let mut out = Map::new();
+        out.insert("IdentityId".into(), json!(id));
+        if more {
+            if let Some(last) = users.last() {
+                out.insert("NextToken".into(), json!(encode_text_token(&scope, last)));
+            }
+        }
+        out.insert("DeveloperUserIdentifierList".into(), json!(users));
+        Ok(Value::Object(out))
+    })
+}
+
+#[derive(Deserialize)]
+pub struct MergeInput {
+    #[serde(rename = "SourceUserIdentifier")]
+    source: String,
+    #[serde(rename = "DestinationUserIdentifier")]
+    destination: String,
+    #[serde(rename = "DeveloperProviderName")]
+    provider: String,
+    #[serde(rename = "IdentityPoolId")]
+    pool_id: String,
+}
+
+/// MergeDeveloperIdentities: the source user's identity is merged into the destination user's.
+pub async fn merge_developer_identities(
+    app: &App,
+    caller: &Caller,
+    input: MergeInput,
+) -> Result<Value, ApiError> {
+    let pool = owned_pool(app, caller, &input.pool_id)?;
+    developer_name(&pool, Some(&input.provider))?;
+    app.store
+        .write(move |c| {
+            let into = sql::developer_owner(c, &pool.id, &input.destination)?
+                .ok_or_else(|| developer_not_found(&input.destination))?;
+            let from = sql::developer_owner(c, &pool.id, &input.source)?
+                .ok_or_else(|| developer_not_found(&input.source))?;
+            if from != into {
+                access::merge(c, &from, &into)?;
+            }
+            Ok(json!({ "IdentityId": into }))
+        })
+        .await
+}
+
+#[derive(Deserialize)]
+pub struct UnlinkDeveloperInput {
+    #[serde(rename = "IdentityId")]
+    identity_id: String,
+    #[serde(rename = "IdentityPoolId")]
+    pool_id: String,
+    #[serde(rename = "DeveloperProviderName")]
+    provider: String,
+    #[serde(rename = "DeveloperUserIdentifier")]
+    user: String,
+}
+
+/// UnlinkDeveloperIdentity: removes a developer user id from an identity; an identity left
+/// with no logins at all cannot be reached again and is disabled.
+pub async fn unlink_developer_identity(
+    app: &App,
+    caller: &Caller,
+    input: UnlinkDeveloperInput,
+) -> Result<Value, ApiError> {
+    let pool = owned_pool(app, caller, &input.pool_id)?;
+    developer_name(&pool, Some(&input.provider))?;
+    app.store
+        .write(move |c| {
+            let belongs = sql::get(c, &input.identity_id)?.is_some_and(|i| i.pool_id == pool.id);
+            if !belongs {
+                return Err(ApiError::identity_not_found(&input.identity_id));
+            }
+            if !sql::unlink_developer(c, &pool.id, &input.user, &input.identity_id)? {
+                return Err(ApiError::ResourceConflict(
+                    "The developer user identifier is not linked to this identity.".to_string(),
+                ));
+            }
+            let now = times::now();
+            if sql::login_count(c, &input.identity_id)? == 0 {
+                sql::disable(c, &input.identity_id, None, now)?;
+            } else {
+                sql::touch(c, &input.identity_id, now)?;
+            }
+            Ok(json!({}))
+        })
+        .await
+}
