@@ -1,6 +1,7 @@
 //! Identities: GetId (with persistent, implicit login linking), DescribeIdentity, ListIdentities.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use rusqlite::Connection;
 use serde::Deserialize;
@@ -10,8 +11,9 @@ use super::logins::{self, Login};
 use super::pools::owned_pool;
 use super::{decode_token, encode_token, new_id, Caller};
 use crate::protocol::ApiError;
+use crate::store::cache;
 use crate::store::identities::{self as sql, Identity};
-use crate::store::pools;
+use crate::store::pools::{self, Pool};
 use crate::times;
 use crate::App;
 
@@ -54,10 +56,7 @@ pub struct ListInput {
 /// GetId: a new guest identity, or the identity that owns these logins, linking the ones that
 /// are new to it; logins of different identities are a conflict and change nothing.
 pub async fn get_id(app: &App, input: GetIdInput) -> Result<Value, ApiError> {
-    let pool = app
-        .store
-        .read(|c| pools::get(c, &input.pool_id))?
-        .ok_or_else(|| ApiError::pool_not_found(&input.pool_id))?;
+    let pool = cached_pool(app, &input.pool_id)?;
     if let Some(account) = &input.account_id {
         if *account != pool.account_id {
             return Err(ApiError::pool_not_found(&input.pool_id));
@@ -69,10 +68,10 @@ pub async fn get_id(app: &App, input: GetIdInput) -> Result<Value, ApiError> {
             return Err(ApiError::NotAuthorized(UNAUTH_NOT_SUPPORTED.to_string()));
         }
         let id = new_id(pool.region());
-        let pool_id = pool.id;
+        let pool_id = pool.id.clone();
         return app
             .store
-            .write(move |c| {
+            .write_additive(move |c| {
                 require_pool(c, &pool_id)?;
                 sql::insert(c, &id, &pool_id, times::now())?;
                 Ok(json!({ "IdentityId": id }))
@@ -81,19 +80,35 @@ pub async fn get_id(app: &App, input: GetIdInput) -> Result<Value, ApiError> {
     }
     let logins = logins::resolve(app, &pool, &logins).await?;
 
-    // Known logins, all on one identity: answered from a read, no write at all.
-    if let Some(id) = app.store.read(|c| known_owner(c, &pool.id, &logins))? {
-        return Ok(json!({ "IdentityId": id }));
+    // Known logins, all on one identity: answered from the cache or a read, no write at all.
+    if let Some(id) = known_owner(app, &pool.id, &logins)? {
+        return Ok(json!({ "IdentityId": &*id }));
     }
     let pool_id = pool.id.clone();
     let region = pool.region().to_string();
     app.store
-        .write(move |c| {
+        .write_additive(move |c| {
             require_pool(c, &pool_id)?;
             let id = link_logins(c, &pool_id, &region, &logins)?;
             Ok(json!({ "IdentityId": id }))
         })
         .await
+}
+
+/// A pool by id, from the cache when it holds it.
+pub fn cached_pool(app: &App, id: &str) -> Result<Arc<Pool>, ApiError> {
+    let cache = &app.store.cache;
+    if let Some(p) = cache.pool(id) {
+        return Ok(p);
+    }
+    let generation = cache.generation();
+    let pool = Arc::new(
+        app.store
+            .read(|c| pools::get(c, id))?
+            .ok_or_else(|| ApiError::pool_not_found(id))?,
+    );
+    cache.put_pool(generation, pool.clone());
+    Ok(pool)
 }
 
 fn require_pool(c: &Connection, pool_id: &str) -> Result<(), ApiError> {
@@ -103,23 +118,38 @@ fn require_pool(c: &Connection, pool_id: &str) -> Result<(), ApiError> {
     }
 }
 
-/// The identity that owns every one of these logins, when one does and is enabled.
-fn known_owner(c: &Connection, pool: &str, logins: &[Login]) -> Result<Option<String>, ApiError> {
-    let mut owner: Option<String> = None;
+/// The enabled identity that owns every one of these logins, when one does.
+fn known_owner(app: &App, pool: &str, logins: &[Login]) -> Result<Option<Arc<str>>, ApiError> {
+    let cache = &app.store.cache;
+    let mut owner: Option<Arc<str>> = None;
+    let mut conn = None;
     for l in logins {
-        match sql::owner_of(c, pool, &l.provider, &l.subject)? {
-            None => return Ok(None),
-            Some(o) => match &owner {
-                Some(prev) if *prev != o => return Ok(None),
-                Some(_) => {}
-                None => owner = Some(o),
-            },
+        let key = cache::login_key(pool, &l.provider, &l.subject);
+        let found = match cache.login(&key) {
+            Some(id) => id,
+            None => {
+                let generation = cache.generation();
+                let c = match &mut conn {
+                    Some(c) => c,
+                    None => conn.insert(app.store.reader()?),
+                };
+                match sql::owner_and_state(c, pool, &l.provider, &l.subject)? {
+                    Some((id, false)) => {
+                        let id: Arc<str> = Arc::from(id);
+                        cache.put_login(generation, key, id.clone());
+                        id
+                    }
+                    Some((_, true)) | None => return Ok(None),
+                }
+            }
+        };
+        match &owner {
+            Some(prev) if *prev != found => return Ok(None),
+            Some(_) => {}
+            None => owner = Some(found),
         }
     }
-    match owner {
-        Some(o) if sql::is_disabled(c, &o)? == Some(false) => Ok(Some(o)),
-        _ => Ok(None),
-    }
+    Ok(owner)
 }
 
 /// Inside a write: finds or creates the one identity these logins belong to and links the

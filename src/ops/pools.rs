@@ -207,7 +207,7 @@ pub async fn create(app: &App, caller: &Caller, input: PoolInput) -> Result<Valu
     let id = new_id(&app.config.region);
     let account = caller.account_id.clone();
     app.store
-        .write(move |c| {
+        .write_additive(move |c| {
             if sql::count_for_account(c, &account)? >= MAX_POOLS_PER_ACCOUNT {
                 return Err(ApiError::LimitExceeded(format!(
                     "Identity pool limit exceeded: an account can have at most {MAX_POOLS_PER_ACCOUNT} identity pools."

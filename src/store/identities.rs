@@ -276,3 +276,18 @@ pub fn developer_users_of(
     let rows = stmt.query_map(params![identity, after, limit as i64 + 1], |r| r.get(0))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// The identity a provider's user is linked to, with whether it is disabled, in one lookup.
+pub fn owner_and_state(
+    c: &Connection,
+    pool: &str,
+    provider: &str,
+    subject: &str,
+) -> Result<Option<(String, bool)>, StoreError> {
+    Ok(c.prepare_cached(
+        "SELECT l.identity_id, i.disabled FROM logins l JOIN identities i ON i.id = l.identity_id \
+         WHERE l.pool_id = ?1 AND l.provider = ?2 AND l.subject = ?3",
+    )?
+    .query_row([pool, provider, subject], |r| Ok((r.get(0)?, r.get(1)?)))
+    .optional()?)
+}

@@ -4,6 +4,7 @@
 //! request only after that commit is on disk. WAL checkpoints run on their own thread.
 
 pub mod admin;
+pub mod cache;
 pub mod identities;
 pub mod migrate;
 pub mod pools;
@@ -61,6 +62,8 @@ pub struct Store {
     threads: Mutex<Vec<JoinHandle<()>>>,
     commits: Arc<AtomicU64>,
     stop_checkpointer: Mutex<Option<std::sync::mpsc::Sender<()>>>,
+    /// Read-through caches for GetId's hot path; see `cache.rs` for the rules.
+    pub cache: cache::Cache,
 }
 
 fn open_flags() -> OpenFlags {
@@ -149,6 +152,7 @@ impl Store {
             threads: Mutex::new(vec![writer_thread, ck_thread]),
             commits,
             stop_checkpointer: Mutex::new(Some(stop_tx)),
+            cache: cache::Cache::default(),
         })
     }
 
@@ -167,10 +171,40 @@ impl Store {
         f(&conn)
     }
 
+    /// A read-only connection for several reads in a row.
+    pub fn reader(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>, StoreError> {
+        Ok(self.readers.get()?)
+    }
+
     /// Runs `f` inside the writer's next transaction, in a savepoint of its own, and returns
     /// its result once the transaction is durably committed. An `Err` from `f` rolls back its
     /// savepoint only: what `f` changed is undone, other requests in the batch are not touched.
+    /// A successful write clears the read caches, since it may have changed what they hold.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    {
+        let out = self.submit(f).await;
+        if out.is_ok() {
+            self.cache.invalidate();
+        }
+        out
+    }
+
+    /// `write` for changes that only add rows (a new identity, a new link, a new pool): they
+    /// cannot make a cached mapping wrong, so the caches stay.
+    pub async fn write_additive<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    {
+        self.submit(f).await
+    }
+
+    async fn submit<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,

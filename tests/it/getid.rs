@@ -435,3 +435,42 @@ async fn deleting_a_pool_removes_its_identities_and_logins() {
         kept_id
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_removed_from_the_pool_stops_working_at_once() {
+    let ts = TestServer::start().await;
+    let c = ts.client();
+    let pool = create_pool(&c, "shrinking").await;
+    // Warm every cache on the way: the pool and the login's owner.
+    let id = get_id(&c, &pool, &[("accounts.google.com", "zed")])
+        .await
+        .unwrap();
+    assert_eq!(
+        get_id(&c, &pool, &[("accounts.google.com", "zed")])
+            .await
+            .unwrap(),
+        id
+    );
+    c.update_identity_pool()
+        .identity_pool_id(&pool)
+        .identity_pool_name("shrinking")
+        .allow_unauthenticated_identities(false)
+        .supported_login_providers("graph.facebook.com", "facebook-app")
+        .send()
+        .await
+        .unwrap();
+    let err = get_id(&c, &pool, &[("accounts.google.com", "zed")])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(&err),
+        (
+            "NotAuthorizedException".into(),
+            "Token is not from a supported provider of this identity pool.".into()
+        )
+    );
+    assert_eq!(
+        code(&get_id(&c, &pool, &[]).await.unwrap_err()).0,
+        "NotAuthorizedException"
+    );
+}
