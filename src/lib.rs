@@ -5,6 +5,7 @@
 //! - `server`: the accept loop (hyper HTTP/1.1, connection limit, graceful drain).
 //! - `service`: one request end to end, and the one place errors become wire responses.
 //! - `protocol`: awsJson 1.1 — operation routing, the error type, model-driven validation.
+//! - `arn`: parsing Amazon Resource Names.
 //! - `auth`: SigV4 verification of the 19 admin operations and the caller's account.
 //! - `ops`: the operations themselves.
 //! - `store`: SQLite — migrations, the group-commit writer, and all SQL.
@@ -13,6 +14,7 @@
 //! - `verify`: checking provider login tokens (oidc, introspect, trust).
 //! - `http_client`: the bounded outbound HTTP(S) client (JWKS, introspection, STS).
 
+pub mod arn;
 pub mod auth;
 pub mod config;
 pub mod http_client;

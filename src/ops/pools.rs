@@ -2,10 +2,12 @@
 
 use std::collections::BTreeMap;
 
+use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::{decode_token, encode_token, new_id, Caller};
+use crate::arn::Arn;
 use crate::protocol::ApiError;
 use crate::store::pools::{self as sql, CognitoProvider, Pool, PoolSettings};
 use crate::times;
@@ -71,23 +73,7 @@ pub fn oidc_provider_host(arn: &str) -> Option<&str> {
 }
 
 fn iam_resource<'a>(arn: &'a str, kind: &str) -> Option<&'a str> {
-    let mut parts = arn.splitn(6, ':');
-    let (arn_s, partition, service, region, account, resource) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    );
-    let ok = arn_s == "arn"
-        && partition.starts_with("aws")
-        && service == "iam"
-        && region.is_empty()
-        && !account.is_empty()
-        && account.bytes().all(|b| b.is_ascii_digit());
-    let rest = resource.strip_prefix(kind)?;
-    (ok && !rest.is_empty()).then_some(rest)
+    Arn::parse(arn)?.iam_resource(kind)
 }
 
 /// Checks what the service model cannot, and builds the settings to store.
@@ -194,9 +180,13 @@ pub fn pool_json(pool: &Pool, tags: &BTreeMap<String, String>) -> Value {
 
 /// Reads a pool the caller's account owns; any other is "not found".
 pub fn owned_pool(app: &App, caller: &Caller, id: &str) -> Result<Pool, ApiError> {
-    app.store
-        .read(|c| sql::get(c, id))?
-        .filter(|p| p.account_id == caller.account_id)
+    app.store.read(|c| owned_pool_in(c, id, &caller.account_id))
+}
+
+/// On a connection (inside a write, say): the pool `account` owns; any other is "not found".
+pub fn owned_pool_in(c: &Connection, id: &str, account: &str) -> Result<Pool, ApiError> {
+    sql::get(c, id)?
+        .filter(|p| p.account_id == account)
         .ok_or_else(|| ApiError::pool_not_found(id))
 }
 
@@ -236,9 +226,7 @@ pub async fn update(app: &App, caller: &Caller, input: PoolInput) -> Result<Valu
     let account = caller.account_id.clone();
     app.store
         .write(move |c| {
-            let pool = sql::get(c, &id)?
-                .filter(|p| p.account_id == account)
-                .ok_or_else(|| ApiError::pool_not_found(&id))?;
+            let pool = owned_pool_in(c, &id, &account)?;
             match (
                 &pool.settings.developer_provider_name,
                 &settings.developer_provider_name,
@@ -270,9 +258,7 @@ pub async fn delete(app: &App, caller: &Caller, input: PoolIdInput) -> Result<Va
     let account = caller.account_id.clone();
     app.store
         .write(move |c| {
-            sql::get(c, &input.id)?
-                .filter(|p| p.account_id == account)
-                .ok_or_else(|| ApiError::pool_not_found(&input.id))?;
+            owned_pool_in(c, &input.id, &account)?;
             sql::delete(c, &input.id)?;
             Ok(json!({}))
         })

@@ -9,11 +9,12 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::logins::{provider_configured, Login};
-use super::pools::{oidc_provider_host, owned_pool};
+use super::pools::{oidc_provider_host, owned_pool, owned_pool_in};
 use super::{decode, Caller};
+use crate::arn::Arn;
 use crate::protocol::ApiError;
 use crate::store::admin;
-use crate::store::pools::{self as sql, Pool};
+use crate::store::pools::Pool;
 use crate::times;
 use crate::App;
 
@@ -71,25 +72,15 @@ struct GetTagMapInput {
 /// Whether `arn` looks like an IAM role ARN: `arn:<aws partition>:iam::<12 digits>:role/<path/name>`,
 /// the path and name made of IAM's name characters (`[\w+=,.@-]`, name 1..64).
 pub fn is_role_arn(arn: &str) -> bool {
-    let mut parts = arn.splitn(6, ':');
-    let (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account), Some(resource)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
+    let Some(parsed) = Arn::parse(arn) else {
         return false;
     };
-    let Some(path_and_name) = resource.strip_prefix("role/") else {
+    let Some(path_and_name) = parsed.iam_resource("role/") else {
         return false;
     };
     let name_char = |c: char| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c);
     let name = path_and_name.rsplit('/').next().unwrap_or("");
-    (partition == "aws" || partition.starts_with("aws-"))
-        && account.len() == 12
-        && account.bytes().all(|b| b.is_ascii_digit())
+    parsed.account_digits(12, 12)
         && !name.is_empty()
         && name.len() <= 64
         && path_and_name.split('/').all(|seg| !seg.is_empty())
@@ -201,9 +192,7 @@ pub async fn set_identity_pool_roles(
     let account = caller.account_id.clone();
     app.store
         .write(move |c| {
-            let pool = sql::get(c, &id)?
-                .filter(|p| p.account_id == account)
-                .ok_or_else(|| ApiError::pool_not_found(&id))?;
+            let pool = owned_pool_in(c, &id, &account)?;
             check_roles(&pool, &roles)?;
             admin::set_roles(c, &id, &roles, times::now())?;
             Ok(json!({}))
@@ -263,9 +252,7 @@ pub async fn set_principal_tag_attribute_map(
     let account = caller.account_id.clone();
     app.store
         .write(move |c| {
-            let pool = sql::get(c, &id)?
-                .filter(|p| p.account_id == account)
-                .ok_or_else(|| ApiError::pool_not_found(&id))?;
+            let pool = owned_pool_in(c, &id, &account)?;
             if !provider_configured(&pool, &provider) {
                 return Err(ApiError::InvalidParameter(format!(
                     "{provider} is not a configured identity provider of identity pool '{id}'."
@@ -1392,7 +1379,7 @@ mod tests {
             let account = p.account_id.clone();
             app.store
                 .write(move |c| {
-                    sql::insert(c, &id, &account, &settings, times::now())?;
+                    crate::store::pools::insert(c, &id, &account, &settings, times::now())?;
                     admin::set_principal_tag_map(c, &id, GOOGLE, &tag_map(false, &[("e", "email")]))
                 })
                 .await

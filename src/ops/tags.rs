@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::pools::check_tag_count;
 use super::{decode, Caller};
+use crate::arn::Arn;
 use crate::protocol::ApiError;
 use crate::store::admin;
 use crate::store::pools::{self as sql, Pool};
@@ -55,22 +56,15 @@ fn is_region(s: &str) -> bool {
 /// the account is 1..15 digits and the id has the IdentityPoolId form `<region>:<hex and ->`.
 /// Anything else is not an identity pool ARN.
 pub fn parse_pool_arn(arn: &str) -> Option<PoolArn<'_>> {
-    let mut parts = arn.splitn(6, ':');
-    let (Some("arn"), Some(partition), Some("cognito-identity"), Some(region), Some(account)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
+    let parsed = Arn::parse(arn)?;
+    if parsed.service != "cognito-identity" {
         return None;
-    };
-    let pool_id = parts.next()?.strip_prefix("identitypool/")?;
+    }
+    let (region, account) = (parsed.region, parsed.account);
+    let pool_id = parsed.resource.strip_prefix("identitypool/")?;
     let (id_region, uuid) = pool_id.split_once(':')?;
-    let ok = (partition == "aws" || partition.starts_with("aws-"))
-        && is_region(region)
-        && (1..=15).contains(&account.len())
-        && account.bytes().all(|b| b.is_ascii_digit())
+    let ok = is_region(region)
+        && parsed.account_digits(1, 15)
         && !id_region.is_empty()
         && id_region
             .bytes()
