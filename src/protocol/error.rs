@@ -25,8 +25,6 @@ pub enum ApiError {
     Serialization(String),
     UnknownOperation(String),
     RequestEntityTooLarge(String),
-    /// An operation of the service this server does not answer yet.
-    UnsupportedOperation(String),
     // Authentication failures of signed operations.
     MissingAuthenticationToken(String),
     UnrecognizedClient(String),
@@ -57,7 +55,6 @@ impl ApiError {
             ApiError::Serialization(_) => "SerializationException",
             ApiError::UnknownOperation(_) => "UnknownOperationException",
             ApiError::RequestEntityTooLarge(_) => "RequestEntityTooLargeException",
-            ApiError::UnsupportedOperation(_) => "UnsupportedOperationException",
             ApiError::MissingAuthenticationToken(_) => "MissingAuthenticationTokenException",
             ApiError::UnrecognizedClient(_) => "UnrecognizedClientException",
             ApiError::InvalidSignature(_) => "InvalidSignatureException",
@@ -83,7 +80,6 @@ impl ApiError {
             | ApiError::Validation(_)
             | ApiError::Serialization(_)
             | ApiError::UnknownOperation(_)
-            | ApiError::UnsupportedOperation(_)
             | ApiError::MissingAuthenticationToken(_)
             | ApiError::UnrecognizedClient(_)
             | ApiError::InvalidSignature(_)
@@ -109,7 +105,6 @@ impl ApiError {
             | ApiError::Serialization(m)
             | ApiError::UnknownOperation(m)
             | ApiError::RequestEntityTooLarge(m)
-            | ApiError::UnsupportedOperation(m)
             | ApiError::MissingAuthenticationToken(m)
             | ApiError::UnrecognizedClient(m)
             | ApiError::InvalidSignature(m)
