@@ -934,3 +934,68 @@ async fn sts_refusals_and_outages_are_aws_shaped() {
         "ExternalServiceException"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_mappings_pick_the_role_sts_is_asked_for() {
+    use aws_sdk_cognitoidentity::types::{
+        MappingRule, MappingRuleMatchType, RulesConfigurationType,
+    };
+    let sts = sts_double(false).await;
+    let sts_url = sts.url.clone();
+    let ts = TestServer::start_with(move |c| {
+        c.credentials.source = idpool::config::CredentialsSource::Sts;
+        c.credentials.sts_endpoint = Some(sts_url);
+    })
+    .await;
+    let c = ts.client();
+    let pool = pool_with_roles(&c, "rules").await;
+    let admin_role = "arn:aws:iam::000000000000:role/admins";
+    c.set_identity_pool_roles()
+        .identity_pool_id(&pool)
+        .roles("authenticated", AUTH_ROLE)
+        .roles("unauthenticated", UNAUTH_ROLE)
+        .role_mappings(
+            "accounts.google.com",
+            RoleMapping::builder()
+                .r#type(RoleMappingType::Rules)
+                .ambiguous_role_resolution(AmbiguousRoleResolutionType::AuthenticatedRole)
+                .rules_configuration(
+                    RulesConfigurationType::builder()
+                        .rules(
+                            MappingRule::builder()
+                                .claim("sub")
+                                .match_type(MappingRuleMatchType::StartsWith)
+                                .value("admin-")
+                                .role_arn(admin_role)
+                                .build()
+                                .unwrap(),
+                        )
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // In trust mode a login's only claim is sub, the token itself.
+    let admin = get_id(&c, &pool, &[("accounts.google.com", "admin-ann")])
+        .await
+        .unwrap();
+    credentials(&c, &admin, &[("accounts.google.com", "admin-ann")])
+        .await
+        .unwrap();
+    let plain = get_id(&c, &pool, &[("accounts.google.com", "bo")])
+        .await
+        .unwrap();
+    credentials(&c, &plain, &[("accounts.google.com", "bo")])
+        .await
+        .unwrap();
+    let seen = sts.seen.lock().unwrap().clone();
+    assert_eq!(seen[0]["RoleArn"], admin_role, "the matching rule's role");
+    assert_eq!(
+        seen[1]["RoleArn"], AUTH_ROLE,
+        "no rule matched: AuthenticatedRole"
+    );
+}
