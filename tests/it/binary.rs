@@ -99,3 +99,98 @@ fn the_example_config_starts_as_documented() {
     assert_eq!(c.listen.to_string(), "127.0.0.1:4666");
     assert_eq!(c.admin.keys.len(), 1);
 }
+
+/// Starts the binary on `config` and returns it with its address.
+async fn spawn(config: &std::path::Path) -> (std::process::Child, String) {
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    (child, addr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answered_identity_survives_a_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crash.db");
+    let config = dir.path().join("crash.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\n[database]\npath = {:?}\n[admin]\nallow_unsigned = true\n",
+            db.display().to_string()
+        ),
+    )
+    .unwrap();
+    let (mut child, url) = spawn(&config).await;
+    let c = sdk_client(&url, "any", "any");
+    let pool = create_pool(&c, "crash").await;
+    // Eight clients create identities as fast as they can; the process is killed under them
+    // once a hundred have been answered.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let c = c.clone();
+        let pool = pool.clone();
+        let done = done.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut answered = Vec::new();
+            for i in 0..10_000 {
+                let user = format!("user{t}-{i}");
+                match get_id(&c, &pool, &[("accounts.google.com", user.as_str())]).await {
+                    Ok(id) => {
+                        answered.push((user, id));
+                        done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    Err(_) => break,
+                }
+            }
+            answered
+        }));
+    }
+    for _ in 0..30_000 {
+        if done.load(std::sync::atomic::Ordering::SeqCst) >= 100 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(
+        done.load(std::sync::atomic::Ordering::SeqCst) >= 100,
+        "the server never answered"
+    );
+    child.kill().unwrap();
+    let mut answered = Vec::new();
+    for t in tasks {
+        answered.extend(t.await.unwrap());
+    }
+    let _ = child.wait();
+    assert!(!answered.is_empty());
+
+    // Every identity a client was given is there after the restart, with its login.
+    let (mut child, url) = spawn(&config).await;
+    let c = sdk_client(&url, "any", "any");
+    for (user, id) in &answered {
+        let again = get_id(&c, &pool, &[("accounts.google.com", user.as_str())])
+            .await
+            .unwrap();
+        assert_eq!(&again, id, "{user} lost its identity in the crash");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
