@@ -883,10 +883,31 @@ async fn the_sts_source_assumes_the_chosen_role_with_a_verifiable_token_of_ours(
     assert_eq!(form["RoleSessionName"], "CognitoIdentityCredentials");
     let claims = verify_against_served_jwks(&ts, &form["WebIdentityToken"]).await;
     assert_eq!(claims["sub"], user.as_str());
+    assert!(
+        claims.get("https://aws.amazon.com/tags").is_none(),
+        "no tag map yet"
+    );
     // A guest assumes the guest role.
     let guest = get_id(&c, &pool, &[]).await.unwrap();
     credentials(&c, &guest, &[]).await.unwrap();
     assert_eq!(sts.seen.lock().unwrap()[1]["RoleArn"], UNAUTH_ROLE);
+    // With a principal tag map, the token STS receives carries the session tags.
+    c.set_principal_tag_attribute_map()
+        .identity_pool_id(&pool)
+        .identity_provider_name("accounts.google.com")
+        .use_defaults(true)
+        .send()
+        .await
+        .unwrap();
+    credentials(&c, &user, &[("accounts.google.com", "lee")])
+        .await
+        .unwrap();
+    let form = sts.seen.lock().unwrap()[2].clone();
+    let claims = verify_against_served_jwks(&ts, &form["WebIdentityToken"]).await;
+    assert_eq!(
+        claims["https://aws.amazon.com/tags"],
+        serde_json::json!({"principal_tags": {"aud": ["google-client"], "sub": ["lee"]}})
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
