@@ -8,6 +8,7 @@ mod auth;
 mod binary;
 mod concurrency;
 mod flows;
+mod fuzz;
 mod getid;
 mod pools;
 mod protocol;
