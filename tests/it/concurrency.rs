@@ -105,3 +105,52 @@ async fn racing_overlapping_login_sets_stay_consistent() {
     }
     assert!(successes > 0);
 }
+
+/// Thirty-two guests sign in as the same new user at once: one of them becomes the user's
+/// identity, every other is merged into it, and every answer names that one identity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guests_racing_to_sign_in_as_one_user_end_on_one_identity() {
+    let ts = TestServer::start().await;
+    let c = ts.client();
+    let pool = create_pool(&c, "race-merge").await;
+    let mut guests = Vec::new();
+    for _ in 0..32 {
+        guests.push(get_id(&c, &pool, &[]).await.unwrap());
+    }
+    let mut tasks = Vec::new();
+    for g in &guests {
+        let c = c.clone();
+        let g = g.clone();
+        tasks.push(tokio::spawn(async move {
+            c.get_open_id_token()
+                .identity_id(&g)
+                .logins("accounts.google.com", "shared-user")
+                .send()
+                .await
+                .map(|o| o.identity_id.unwrap_or_default())
+        }));
+    }
+    let mut answers = HashSet::new();
+    for t in tasks {
+        answers.insert(t.await.unwrap().unwrap());
+    }
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    let owner = answers.into_iter().next().unwrap();
+    assert!(
+        guests.contains(&owner),
+        "the first guest to sign in keeps its id"
+    );
+    assert_eq!(ts.count("SELECT count(*) FROM logins"), 1);
+    assert_eq!(
+        ts.count(&format!(
+            "SELECT count(*) FROM identities WHERE disabled = 1 AND merged_into = '{owner}'"
+        )),
+        31
+    );
+    assert_eq!(
+        get_id(&c, &pool, &[("accounts.google.com", "shared-user")])
+            .await
+            .unwrap(),
+        owner
+    );
+}
