@@ -15,7 +15,7 @@ use super::identities::{
     LOGINS_ON_DIFFERENT_IDENTITIES, LOGIN_ALREADY_LINKED, MAX_LOGINS_PER_IDENTITY,
     UNAUTH_NOT_SUPPORTED,
 };
-use super::logins::{self, Login, COGNITO_IDENTITY_PROVIDER, NOT_SUPPORTED};
+use super::logins::{self, Login, COGNITO_IDENTITY_PROVIDER};
 use crate::protocol::ApiError;
 use crate::store::identities::{self as sql, Identity};
 use crate::store::pools::{self, Pool};
@@ -88,7 +88,7 @@ fn own_token(
 ) -> Result<Map<String, Value>, ApiError> {
     let claims = app.tokens.verify(token)?;
     if claims.get("aud").and_then(Value::as_str) != Some(pool.id.as_str()) {
-        return Err(ApiError::NotAuthorized(NOT_SUPPORTED.to_string()));
+        return Err(ApiError::unsupported_provider());
     }
     if claims.get("sub").and_then(Value::as_str) != Some(identity_id) {
         return Err(ApiError::NotAuthorized(LOGINS_DONT_MATCH.to_string()));
@@ -163,6 +163,32 @@ pub fn settle(
     Ok(Some(target))
 }
 
+/// Refuses to grow an identity past 20 logins (public users and developer user ids).
+pub fn check_room(c: &Connection, identity: &str, adding: usize) -> Result<(), ApiError> {
+    if sql::login_count(c, identity)? + adding as i64 > MAX_LOGINS_PER_IDENTITY {
+        return Err(ApiError::LimitExceeded(format!(
+            "An identity can have at most {MAX_LOGINS_PER_IDENTITY} linked logins."
+        )));
+    }
+    Ok(())
+}
+
+/// Whether any of these logins is already linked to `identity`: the proof of ownership an
+/// authenticated identity needs.
+pub fn owns_any(
+    c: &Connection,
+    pool: &str,
+    identity: &str,
+    logins: &[Login],
+) -> Result<bool, ApiError> {
+    for l in logins {
+        if sql::owner_of(c, pool, &l.provider, &l.subject)?.as_deref() == Some(identity) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Links new logins to an identity: one user per provider, at most 20 logins.
 pub fn link_into(
     c: &Connection,
@@ -178,11 +204,7 @@ pub fn link_into(
             return Err(ApiError::ResourceConflict(LOGIN_ALREADY_LINKED.to_string()));
         }
     }
-    if sql::login_count(c, identity)? + logins.len() as i64 > MAX_LOGINS_PER_IDENTITY {
-        return Err(ApiError::LimitExceeded(format!(
-            "An identity can have at most {MAX_LOGINS_PER_IDENTITY} linked logins."
-        )));
-    }
+    check_room(c, identity, logins.len())?;
     let now = times::now();
     for l in logins {
         sql::link(c, pool, &l.provider, &l.subject, identity, now)?;

@@ -216,13 +216,9 @@ pub async fn unlink_identity(app: &App, input: UnlinkInput) -> Result<Value, Api
                 Some(true) => return Err(ApiError::identity_forbidden(&id)),
                 Some(false) => {}
             }
-            let mut proves = presented.cognito_authenticated();
-            for l in &presented.logins {
-                if sql::owner_of(c, &pool.id, &l.provider, &l.subject)?.as_deref() == Some(&id) {
-                    proves = true;
-                }
-            }
-            if !proves {
+            if !presented.cognito_authenticated()
+                && !access::owns_any(c, &pool.id, &id, &presented.logins)?
+            {
                 return Err(ApiError::NotAuthorized(LOGINS_DONT_MATCH.to_string()));
             }
             for provider in &input.remove {

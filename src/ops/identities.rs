@@ -7,6 +7,7 @@ use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::access;
 use super::logins::{self, Login};
 use super::pools::owned_pool;
 use super::{decode_token, encode_token, new_id, Caller};
@@ -177,37 +178,27 @@ pub fn link_logins(
             },
         }
     }
-    let id = match owner {
+    match owner {
         None => {
+            // A fresh identity has no logins yet: nothing to conflict with, room for ten.
             let id = new_id(region);
             sql::insert(c, &id, pool, now)?;
-            id
+            for l in unlinked {
+                sql::link(c, pool, &l.provider, &l.subject, &id, now)?;
+            }
+            Ok(id)
         }
         Some(id) => {
             if sql::is_disabled(c, &id)? != Some(false) {
                 return Err(ApiError::identity_forbidden(&id));
             }
-            if unlinked.is_empty() {
-                return Ok(id);
+            if !unlinked.is_empty() {
+                access::link_into(c, pool, &id, &unlinked)?;
+                sql::touch(c, &id, now)?;
             }
-            for l in &unlinked {
-                if sql::subject_for(c, &id, &l.provider)?.is_some() {
-                    return Err(ApiError::ResourceConflict(LOGIN_ALREADY_LINKED.to_string()));
-                }
-            }
-            if sql::login_count(c, &id)? + unlinked.len() as i64 > MAX_LOGINS_PER_IDENTITY {
-                return Err(ApiError::LimitExceeded(format!(
-                    "An identity can have at most {MAX_LOGINS_PER_IDENTITY} linked logins."
-                )));
-            }
-            sql::touch(c, &id, now)?;
-            id
+            Ok(id)
         }
-    };
-    for l in unlinked {
-        sql::link(c, pool, &l.provider, &l.subject, &id, now)?;
     }
-    Ok(id)
 }
 
 /// The wire's IdentityDescription.

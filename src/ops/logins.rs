@@ -22,8 +22,6 @@ pub struct Login {
     pub claims: Map<String, Value>,
 }
 
-pub const NOT_SUPPORTED: &str = "Token is not from a supported provider of this identity pool.";
-
 /// Whether a pool accepts logins of this provider: a SupportedLoginProviders key, a
 /// CognitoIdentityProviders name, an OpenID Connect provider ARN's host or a SAML provider ARN.
 pub fn provider_configured(pool: &Pool, key: &str) -> bool {
@@ -62,7 +60,7 @@ pub async fn resolve(
     }
     for provider in logins.keys() {
         if !provider_configured(pool, provider) {
-            return Err(ApiError::NotAuthorized(NOT_SUPPORTED.to_string()));
+            return Err(ApiError::unsupported_provider());
         }
     }
     let mut out = Vec::with_capacity(logins.len());

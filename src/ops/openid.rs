@@ -205,18 +205,10 @@ pub async fn get_open_id_token_for_developer_identity(
                             Some(true) => return Err(ApiError::identity_forbidden(&i)),
                             Some(false) => {}
                         }
-                        if sql::login_count(c, &i)? > 0 {
-                            let mut proves = false;
-                            for l in &presented.logins {
-                                if sql::owner_of(c, &pool.id, &l.provider, &l.subject)?.as_deref()
-                                    == Some(i.as_str())
-                                {
-                                    proves = true;
-                                }
-                            }
-                            if !proves {
-                                return Err(ApiError::NotAuthorized(LOGINS_DONT_MATCH.to_string()));
-                            }
+                        if sql::login_count(c, &i)? > 0
+                            && !access::owns_any(c, &pool.id, &i, &presented.logins)?
+                        {
+                            return Err(ApiError::NotAuthorized(LOGINS_DONT_MATCH.to_string()));
                         }
                         link_developer(c, &pool.id, &user, &i)?;
                         i
@@ -257,12 +249,7 @@ fn link_developer(
     user: &str,
     identity: &str,
 ) -> Result<(), ApiError> {
-    if sql::login_count(c, identity)? + 1 > super::identities::MAX_LOGINS_PER_IDENTITY {
-        return Err(ApiError::LimitExceeded(format!(
-            "An identity can have at most {} linked logins.",
-            super::identities::MAX_LOGINS_PER_IDENTITY
-        )));
-    }
+    access::check_room(c, identity, 1)?;
     let now = times::now();
     sql::link_developer(c, pool, user, identity, now)?;
     sql::touch(c, identity, now)?;

@@ -134,6 +134,13 @@ impl ApiError {
         ApiError::ResourceNotFound(format!("Identity '{id}' not found."))
     }
 
+    /// `Token is not from a supported provider of this identity pool.`
+    pub fn unsupported_provider() -> Self {
+        ApiError::NotAuthorized(
+            "Token is not from a supported provider of this identity pool.".to_string(),
+        )
+    }
+
     /// `Access to Identity '<id>' is forbidden.`
     pub fn identity_forbidden(id: &str) -> Self {
         ApiError::NotAuthorized(format!("Access to Identity '{id}' is forbidden."))

@@ -51,8 +51,6 @@ pub struct VerifiedLogin {
     pub claims: Map<String, Value>,
 }
 
-const NOT_SUPPORTED: &str = "Token is not from a supported provider of this identity pool.";
-
 /// Why a token was refused; each is a NotAuthorizedException with AWS's text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
@@ -85,7 +83,7 @@ impl Refusal {
             Refusal::Missing(claim) => {
                 format!("Invalid login token. Missing a required claim: {claim}")
             }
-            Refusal::NotSupported => NOT_SUPPORTED.into(),
+            Refusal::NotSupported => ApiError::unsupported_provider().message().into(),
             Refusal::NotActive => "Invalid login token. Token is not active.".into(),
         }
     }
@@ -264,7 +262,7 @@ impl Verifier {
             None => {
                 return match self.default {
                     DefaultVerify::Trust => Ok(trusted(token)),
-                    DefaultVerify::Reject => Err(ApiError::NotAuthorized(NOT_SUPPORTED.into())),
+                    DefaultVerify::Reject => Err(ApiError::unsupported_provider()),
                 }
             }
         };
@@ -419,7 +417,10 @@ mod tests {
             Refusal::Missing("aud").message(),
             "Invalid login token. Missing a required claim: aud"
         );
-        assert_eq!(Refusal::NotSupported.message(), NOT_SUPPORTED);
+        assert_eq!(
+            Refusal::NotSupported.message(),
+            ApiError::unsupported_provider().message()
+        );
     }
 
     fn config(named: &[(&str, ProviderConfig)], default: DefaultVerify) -> Config {
@@ -483,7 +484,7 @@ mod tests {
         assert_eq!(ok.claims.get("sub"), Some(&Value::String("alice".into())));
         assert_eq!(
             v.verify(&p, "graph.facebook.com", "bob").await,
-            Err(ApiError::NotAuthorized(NOT_SUPPORTED.into()))
+            Err(ApiError::unsupported_provider())
         );
         let open = Verifier::new(&config(&[], DefaultVerify::Trust)).unwrap();
         assert_eq!(
