@@ -1020,3 +1020,149 @@ async fn rules_mappings_pick_the_role_sts_is_asked_for() {
         "no rule matched: AuthenticatedRole"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn developer_operations_refuse_what_they_must_and_change_nothing() {
+    let ts = TestServer::start().await;
+    let c = ts.client();
+    let pool = pool_with_roles(&c, "dev-errors").await;
+    let other_pool = pool_with_roles(&c, "dev-other").await;
+    let dev = |pool: &str, user: &str, id: Option<&str>| {
+        let mut req = c
+            .get_open_id_token_for_developer_identity()
+            .identity_pool_id(pool)
+            .logins("login.mycompany", user);
+        if let Some(id) = id {
+            req = req.identity_id(id);
+        }
+        req.send()
+    };
+    let a = dev(&pool, "a", None).await.unwrap().identity_id.unwrap();
+    let b = dev(&pool, "b", None).await.unwrap().identity_id.unwrap();
+    let before = ts.count("SELECT count(*) FROM developer_users");
+
+    // An identity of another pool is not found here.
+    let elsewhere = get_id(&c, &other_pool, &[]).await.unwrap();
+    assert_eq!(
+        err(dev(&pool, "new", Some(&elsewhere)).await),
+        (
+            "ResourceNotFoundException".into(),
+            format!("Identity '{elsewhere}' not found.")
+        )
+    );
+    // A signed-in identity needs one of its own logins alongside.
+    let google = get_id(&c, &pool, &[("accounts.google.com", "gg")])
+        .await
+        .unwrap();
+    assert_eq!(
+        err(dev(&pool, "new", Some(&google)).await),
+        (
+            "NotAuthorizedException".into(),
+            "Logins don't match. Please include at least one valid login for this identity or identity pool.".into()
+        )
+    );
+    // With it, the developer user joins that identity.
+    let joined = c
+        .get_open_id_token_for_developer_identity()
+        .identity_pool_id(&pool)
+        .identity_id(&google)
+        .logins("login.mycompany", "g-dev")
+        .logins("accounts.google.com", "gg")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(joined.identity_id(), Some(google.as_str()));
+
+    // Merge: unknown users, a foreign provider name.
+    let merge = |src: &str, dst: &str, provider: &str| {
+        c.merge_developer_identities()
+            .identity_pool_id(&pool)
+            .developer_provider_name(provider)
+            .source_user_identifier(src)
+            .destination_user_identifier(dst)
+            .send()
+    };
+    assert_eq!(
+        err(merge("nobody", "a", "login.mycompany").await),
+        (
+            "ResourceNotFoundException".into(),
+            "Developer user identifier 'nobody' not found.".into()
+        )
+    );
+    assert_eq!(
+        err(merge("b", "a", "login.other").await),
+        (
+            "NotAuthorizedException".into(),
+            "This identity pool does not support the specified developer provider.".into()
+        )
+    );
+    // Two Google users cannot end on one identity: the merge is refused whole.
+    let g2 = c
+        .get_open_id_token_for_developer_identity()
+        .identity_pool_id(&pool)
+        .identity_id(&b)
+        .logins("login.mycompany", "b")
+        .logins("accounts.google.com", "other-google")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(g2.identity_id(), Some(b.as_str()));
+    assert_eq!(
+        err(merge("b", "g-dev", "login.mycompany").await).0,
+        "ResourceConflictException"
+    );
+    assert_eq!(
+        ts.count("SELECT count(*) FROM identities WHERE disabled = 1"),
+        0
+    );
+
+    // Lookup: neither key, keys that disagree, a garbage page token.
+    assert_eq!(
+        err(c
+            .lookup_developer_identity()
+            .identity_pool_id(&pool)
+            .send()
+            .await)
+        .0,
+        "InvalidParameterException"
+    );
+    assert_eq!(
+        err(c
+            .lookup_developer_identity()
+            .identity_pool_id(&pool)
+            .identity_id(&a)
+            .developer_user_identifier("b")
+            .send()
+            .await)
+        .0,
+        "ResourceConflictException"
+    );
+    assert_eq!(
+        err(c
+            .lookup_developer_identity()
+            .identity_pool_id(&pool)
+            .identity_id(&a)
+            .next_token("bm9wZQ")
+            .send()
+            .await)
+        .0,
+        "InvalidParameterException"
+    );
+    // UnlinkIdentity does not remove developer users.
+    assert_eq!(
+        err(c
+            .unlink_identity()
+            .identity_id(&google)
+            .logins("accounts.google.com", "gg")
+            .logins_to_remove("login.mycompany")
+            .send()
+            .await)
+        .0,
+        "InvalidParameterException"
+    );
+    assert_eq!(
+        ts.count("SELECT count(*) FROM developer_users"),
+        before + 1,
+        "only g-dev was added"
+    );
+}

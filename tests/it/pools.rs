@@ -1293,3 +1293,47 @@ async fn pools_and_identities_survive_a_restart_unchanged() {
     );
     assert_eq!(ts.count("SELECT count(*) FROM identities"), 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_holds_at_most_a_thousand_pools() {
+    let ts = TestServer::start().await;
+    let c = ts.client();
+    for batch in 0..20 {
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let c = c.clone();
+            tasks.push(tokio::spawn(async move {
+                c.create_identity_pool()
+                    .identity_pool_name("many")
+                    .allow_unauthenticated_identities(true)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(aws_sdk_cognitoidentity::Error::from)
+            }));
+        }
+        for t in tasks {
+            t.await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("batch {batch}: {e:?}"));
+        }
+    }
+    let e = c
+        .create_identity_pool()
+        .identity_pool_name("one-too-many")
+        .allow_unauthenticated_identities(true)
+        .send()
+        .await
+        .map_err(aws_sdk_cognitoidentity::Error::from)
+        .unwrap_err();
+    assert_eq!(code(&e).0, "LimitExceededException");
+    assert_eq!(ts.count("SELECT count(*) FROM pools"), 1000);
+    // Another account still has room.
+    ts.client_with(OTHER_AKID, OTHER_SECRET)
+        .create_identity_pool()
+        .identity_pool_name("theirs")
+        .allow_unauthenticated_identities(true)
+        .send()
+        .await
+        .unwrap();
+}
