@@ -55,6 +55,12 @@ pub struct DatabaseConfig {
     /// `full`: a response is sent only once its change is on disk. `normal`: faster, but the
     /// last commits before a power loss may be lost.
     pub synchronous: Synchronous,
+    /// How long a write waits for a lock that another process holds on the database file
+    /// before it fails with InternalErrorException (milliseconds).
+    pub busy_timeout_ms: u64,
+    /// How long every write may fail, with no success in between, before idpool exits
+    /// non-zero so that its supervisor restarts it (seconds).
+    pub give_up_after_secs: u64,
 }
 
 impl Default for DatabaseConfig {
@@ -62,6 +68,8 @@ impl Default for DatabaseConfig {
         DatabaseConfig {
             path: PathBuf::from("data/idpool.db"),
             synchronous: Synchronous::Full,
+            busy_timeout_ms: 5_000,
+            give_up_after_secs: 60,
         }
     }
 }

@@ -72,7 +72,13 @@ impl App {
     /// Opens the database (migrating it) and prepares everything requests need.
     pub fn open(config: Config) -> Result<App, StartError> {
         let validator = protocol::validate::Validator::new().map_err(StartError::Model)?;
-        let store = store::Store::open(&config.database.path, config.database.synchronous)?;
+        let db = &config.database;
+        let store = store::Store::open_with(
+            &db.path,
+            db.synchronous,
+            std::time::Duration::from_millis(db.busy_timeout_ms),
+            std::time::Duration::from_secs(db.give_up_after_secs),
+        )?;
         let keys = auth::Keys::from_config(&config);
         let tokens = tokens::Tokens::open(&config.database.path, config.issuer())?;
         let verifier = verify::Verifier::new(&config).map_err(StartError::Config)?;
@@ -163,6 +169,12 @@ impl Server {
     /// The application state, for tests and tools.
     pub fn app(&self) -> &Arc<App> {
         &self.app
+    }
+
+    /// Resolves when the server can no longer serve (its database writer gave up): the
+    /// caller should stop it and exit non-zero.
+    pub async fn failed(&self) {
+        self.app.store.fatal().wait().await
     }
 
     /// Stops accepting, finishes in-flight requests, then closes the database cleanly.

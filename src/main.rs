@@ -136,9 +136,16 @@ async fn run(config: Config) -> ExitCode {
     };
     println!("listening on http://{}", server.local_addr());
     let _ = std::io::stdout().flush();
-    wait_for_signal().await;
+    let failed = tokio::select! {
+        _ = wait_for_signal() => false,
+        _ = server.failed() => true,
+    };
     tracing::info!("shutting down: finishing in-flight requests");
     server.stop().await;
+    if failed {
+        tracing::error!("stopped: the database could not be written (see above)");
+        return ExitCode::from(1);
+    }
     tracing::info!("stopped cleanly");
     ExitCode::SUCCESS
 }

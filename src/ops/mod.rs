@@ -26,8 +26,13 @@ pub struct Caller {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        // Logged in full once, here; the client gets a fixed message with no SQL in it.
-        tracing::error!(error = %e, "storage failure");
+        // Logged in full once, here; the client gets a fixed message with no SQL in it. A
+        // failed write transaction was logged by the writer, once for the whole run of
+        // failures, so each request's share of it is only a debug line.
+        match e {
+            StoreError::WriteFailed(_) => tracing::debug!(error = %e, "write not committed"),
+            _ => tracing::error!(error = %e, "storage failure"),
+        }
         ApiError::InternalError
     }
 }

@@ -42,6 +42,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the database writer has stopped")]
     WriterGone,
+    #[error("the write transaction failed: {0}")]
+    WriteFailed(Arc<StoreError>),
 }
 
 /// How many queued requests one transaction takes at most.
@@ -52,7 +54,55 @@ const QUEUE: usize = 8192;
 const READERS: u32 = 16;
 
 type Deliver = Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>;
-type Job = Box<dyn FnOnce(&Connection) -> (bool, Deliver) + Send>;
+/// A queued write. The writer runs it on its connection, or — when no transaction could be
+/// begun — fails it with the cause, so its caller is answered at once and not left waiting.
+type Job = Box<dyn FnOnce(Run<'_>) -> Option<(bool, Deliver)> + Send>;
+
+/// What the writer does with a job.
+enum Run<'a> {
+    On(&'a Connection),
+    Fail(Arc<StoreError>),
+}
+
+/// How long the writer may fail every transaction, with no success in between, before the
+/// server gives up and exits (non-zero) so a supervisor restarts it, instead of answering
+/// InternalErrorException forever while it looks alive.
+pub const DEFAULT_EXIT_AFTER_FAILING: Duration = Duration::from_secs(60);
+
+/// Trips once when the writer cannot go on; `Server` waits on it and stops the process.
+#[derive(Default)]
+pub struct Fatal {
+    tripped: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Fatal {
+    fn trip(&self, why: &str) {
+        if !self.tripped.swap(true, Ordering::SeqCst) {
+            tracing::error!(
+                cause = why,
+                "the database writer cannot go on; stopping idpool so it can be restarted"
+            );
+            self.notify.notify_waiters();
+        }
+    }
+
+    /// Whether the writer has given up.
+    pub fn is_tripped(&self) -> bool {
+        self.tripped.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once the writer has given up.
+    pub async fn wait(&self) {
+        loop {
+            let notified = self.notify.notified();
+            if self.is_tripped() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
 
 /// Handle to the database.
 pub struct Store {
@@ -62,6 +112,7 @@ pub struct Store {
     threads: Mutex<Vec<JoinHandle<()>>>,
     commits: Arc<AtomicU64>,
     stop_checkpointer: Mutex<Option<std::sync::mpsc::Sender<()>>>,
+    fatal: Arc<Fatal>,
     /// Read-through caches for GetId's hot path; see `cache.rs` for the rules.
     pub cache: cache::Cache,
 }
@@ -73,7 +124,7 @@ fn open_flags() -> OpenFlags {
         | OpenFlags::SQLITE_OPEN_URI
 }
 
-fn configure(c: &Connection, sync: Synchronous) -> rusqlite::Result<()> {
+fn configure(c: &Connection, sync: Synchronous, busy: Duration) -> rusqlite::Result<()> {
     c.pragma_update(None, "foreign_keys", "ON")?;
     c.pragma_update(
         None,
@@ -83,15 +134,31 @@ fn configure(c: &Connection, sync: Synchronous) -> rusqlite::Result<()> {
             Synchronous::Normal => "NORMAL",
         },
     )?;
-    c.busy_timeout(Duration::from_secs(5))?;
+    c.busy_timeout(busy)?;
     c.set_prepared_statement_cache_capacity(64);
     Ok(())
 }
 
 impl Store {
-    /// Opens (creating the file and its folder when missing), migrates, and starts the writer
-    /// and checkpoint threads.
+    /// Opens with the default lock wait and failure bound; see `open_with`.
     pub fn open(path: &Path, sync: Synchronous) -> Result<Store, StoreError> {
+        Store::open_with(
+            path,
+            sync,
+            Duration::from_secs(5),
+            DEFAULT_EXIT_AFTER_FAILING,
+        )
+    }
+
+    /// Opens (creating the file and its folder when missing), migrates, and starts the writer
+    /// and checkpoint threads. `busy` is how long a statement waits for a lock another process
+    /// holds; `give_up` how long the writer may fail every transaction before `fatal()` trips.
+    pub fn open_with(
+        path: &Path,
+        sync: Synchronous,
+        busy: Duration,
+        give_up: Duration,
+    ) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
                 path: path.display().to_string(),
@@ -105,7 +172,7 @@ impl Store {
                 "could not switch to WAL mode (got {mode})"
             )));
         }
-        configure(&writer, sync)?;
+        configure(&writer, sync, busy)?;
         // Checkpoints run on their own thread, never in a request's commit.
         writer.pragma_update(None, "wal_autocheckpoint", 0)?;
         migrate::migrate(&mut writer)?;
@@ -113,7 +180,7 @@ impl Store {
         let manager = SqliteConnectionManager::file(path)
             .with_flags(open_flags())
             .with_init(move |c| {
-                configure(c, sync)?;
+                configure(c, sync, busy)?;
                 c.pragma_update(None, "query_only", "ON")
             });
         let readers = r2d2::Pool::builder()
@@ -123,14 +190,24 @@ impl Store {
             .build(manager)?;
 
         let checkpoint_conn = Connection::open_with_flags(path, open_flags())?;
-        configure(&checkpoint_conn, sync)?;
+        configure(&checkpoint_conn, sync, busy)?;
 
         let commits = Arc::new(AtomicU64::new(0));
         let (tx, rx) = mpsc::channel::<Job>(QUEUE);
         let writer_commits = commits.clone();
+        let fatal = Arc::new(Fatal::default());
+        let writer_fatal = fatal.clone();
         let writer_thread = std::thread::Builder::new()
             .name("idpool-writer".into())
-            .spawn(move || writer_loop(writer, rx, writer_commits))
+            .spawn(move || {
+                let f = writer_fatal.clone();
+                let run = std::panic::catch_unwind(AssertUnwindSafe(move || {
+                    writer_loop(writer, rx, writer_commits, &f, give_up)
+                }));
+                if run.is_err() {
+                    writer_fatal.trip("the writer thread panicked");
+                }
+            })
             .map_err(|source| StoreError::Io {
                 path: path.display().to_string(),
                 source,
@@ -152,6 +229,7 @@ impl Store {
             threads: Mutex::new(vec![writer_thread, ck_thread]),
             commits,
             stop_checkpointer: Mutex::new(Some(stop_tx)),
+            fatal,
             cache: cache::Cache::default(),
         })
     }
@@ -217,20 +295,25 @@ impl Store {
             .and_then(|g| g.as_ref().cloned())
             .ok_or(StoreError::WriterGone)?;
         let (tx, rx) = oneshot::channel::<Result<T, E>>();
-        let job: Job = Box::new(move |conn| {
+        let job: Job = Box::new(move |run| {
+            let conn = match run {
+                Run::On(conn) => conn,
+                Run::Fail(cause) => {
+                    let _ = tx.send(Err(E::from(StoreError::WriteFailed(cause))));
+                    return None;
+                }
+            };
             let result = f(conn);
             let keep = result.is_ok();
             let deliver: Deliver = Box::new(move |commit| {
                 let out = match (result, commit) {
                     (Ok(v), Ok(())) => Ok(v),
-                    (Ok(_), Err(e)) => {
-                        Err(E::from(StoreError::Corrupt(format!("commit failed: {e}"))))
-                    }
+                    (Ok(_), Err(e)) => Err(E::from(StoreError::WriteFailed(e))),
                     (Err(e), _) => Err(e),
                 };
                 let _ = tx.send(out);
             });
-            (keep, deliver)
+            Some((keep, deliver))
         });
         if sender.send(job).await.is_err() {
             return Err(StoreError::WriterGone.into());
@@ -239,6 +322,12 @@ impl Store {
             Ok(r) => r,
             Err(_) => Err(StoreError::WriterGone.into()),
         }
+    }
+
+    /// Trips when the writer can no longer commit (it stopped, or failed every transaction
+    /// for longer than the configured bound): the server should then exit non-zero.
+    pub fn fatal(&self) -> &Arc<Fatal> {
+        &self.fatal
     }
 
     /// Number of write transactions committed since start (for measurements).
@@ -275,7 +364,25 @@ impl Drop for Store {
     }
 }
 
-fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, commits: Arc<AtomicU64>) {
+/// The writer's memory of failures: the first of a run is logged with its cause, the rest
+/// are counted, and the recovery is logged with the count; a run longer than `give_up` trips
+/// `fatal`.
+struct Failing {
+    since: Option<std::time::Instant>,
+    count: u64,
+}
+
+fn writer_loop(
+    conn: Connection,
+    mut rx: mpsc::Receiver<Job>,
+    commits: Arc<AtomicU64>,
+    fatal: &Fatal,
+    give_up: Duration,
+) {
+    let mut failing = Failing {
+        since: None,
+        count: 0,
+    };
     while let Some(first) = rx.blocking_recv() {
         let mut batch = Vec::with_capacity(16);
         batch.push(first);
@@ -285,8 +392,35 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, commits: Arc<Atomi
                 Err(_) => break,
             }
         }
-        run_batch(&conn, batch);
-        commits.fetch_add(1, Ordering::Relaxed);
+        match run_batch(&conn, batch) {
+            Ok(()) => {
+                commits.fetch_add(1, Ordering::Relaxed);
+                if failing.since.take().is_some() {
+                    tracing::info!(
+                        failed_batches = failing.count,
+                        "database writes succeed again"
+                    );
+                    failing.count = 0;
+                }
+            }
+            Err(e) => {
+                failing.count += 1;
+                match failing.since {
+                    None => {
+                        tracing::error!(error = %e, "database writes are failing; the requests of this moment get InternalErrorException, and the next write tries again");
+                        failing.since = Some(std::time::Instant::now());
+                    }
+                    Some(t) if t.elapsed() >= give_up => {
+                        fatal.trip(&format!(
+                            "every write failed for {} s ({} batches), last: {e}",
+                            t.elapsed().as_secs(),
+                            failing.count
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
     }
 }
 
@@ -294,35 +428,41 @@ fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
-fn run_batch(conn: &Connection, batch: Vec<Job>) {
+/// Runs one batch in one transaction; every job's caller is answered, whatever happens.
+fn run_batch(conn: &Connection, batch: Vec<Job>) -> Result<(), Arc<StoreError>> {
     if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
-        tracing::error!(error = %e, "could not begin a write transaction");
-        // The jobs are dropped unrun: their callers see the writer as gone.
-        return;
+        let cause = Arc::new(StoreError::from(e));
+        for job in batch {
+            job(Run::Fail(cause.clone()));
+        }
+        return Err(cause);
     }
     let mut delivers: Vec<Deliver> = Vec::with_capacity(batch.len());
-    let mut broken: Option<StoreError> = None;
+    let mut broken: Option<Arc<StoreError>> = None;
     for job in batch {
-        if broken.is_some() {
-            // Dropping the job fails its caller with WriterGone-like error.
+        if let Some(cause) = &broken {
+            job(Run::Fail(cause.clone()));
             continue;
         }
         if let Err(e) = exec(conn, "SAVEPOINT request") {
-            broken = Some(e.into());
+            let cause = Arc::new(StoreError::from(e));
+            job(Run::Fail(cause.clone()));
+            broken = Some(cause);
             continue;
         }
-        match std::panic::catch_unwind(AssertUnwindSafe(|| job(conn))) {
-            Ok((keep, deliver)) => {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| job(Run::On(conn)))) {
+            Ok(Some((keep, deliver))) => {
                 let end = if keep {
                     exec(conn, "RELEASE request")
                 } else {
                     exec(conn, "ROLLBACK TO request").and_then(|_| exec(conn, "RELEASE request"))
                 };
                 if let Err(e) = end {
-                    broken = Some(e.into());
+                    broken = Some(Arc::new(e.into()));
                 }
                 delivers.push(deliver);
             }
+            Ok(None) => {}
             Err(_) => {
                 tracing::error!("a write request panicked; its changes were rolled back");
                 let _ =
@@ -330,21 +470,19 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
             }
         }
         if conn.is_autocommit() && broken.is_none() {
-            broken = Some(StoreError::Corrupt(
+            broken = Some(Arc::new(StoreError::Corrupt(
                 "the write transaction was aborted".into(),
-            ));
+            )));
         }
     }
     let outcome: Result<(), Arc<StoreError>> = match broken {
         Some(e) => {
-            tracing::error!(error = %e, "write batch failed; rolling back");
             let _ = conn.execute_batch("ROLLBACK");
-            Err(Arc::new(e))
+            Err(e)
         }
         None => match exec(conn, "COMMIT") {
             Ok(()) => Ok(()),
             Err(e) => {
-                tracing::error!(error = %e, "commit failed; rolling back");
                 let _ = conn.execute_batch("ROLLBACK");
                 Err(Arc::new(e.into()))
             }
@@ -353,6 +491,7 @@ fn run_batch(conn: &Connection, batch: Vec<Job>) {
     for d in delivers {
         d(outcome.clone());
     }
+    outcome
 }
 
 fn checkpoint_loop(conn: Connection, stop: std::sync::mpsc::Receiver<()>, commits: Arc<AtomicU64>) {

@@ -7,6 +7,7 @@ mod common;
 mod auth;
 mod binary;
 mod concurrency;
+mod faults;
 mod flows;
 mod fuzz;
 mod getid;

@@ -195,7 +195,7 @@ pub struct RawResponse {
 }
 
 impl RawResponse {
-    fn parse(raw: &[u8]) -> RawResponse {
+    pub fn parse(raw: &[u8]) -> RawResponse {
         let split = raw
             .windows(4)
             .position(|w| w == b"\r\n\r\n")

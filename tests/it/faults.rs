@@ -1,0 +1,168 @@
+//! Faults of the database under a running server: another process holding SQLite's write lock
+//! past the busy timeout makes the writes of that moment fail fast and AWS-shaped, the server
+//! recovers by itself once the lock is released, and a writer that can never commit makes the
+//! binary exit non-zero (so a supervisor restarts it) instead of answering 500s forever.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::common::*;
+
+/// Holds SQLite's write lock on `path` the way a second process (an admin's sqlite3 session
+/// with an open write transaction) would, until dropped.
+fn hold_write_lock(path: &std::path::Path) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.execute_batch("BEGIN IMMEDIATE").unwrap();
+    c
+}
+
+fn guest_get_id(pool: &str) -> String {
+    format!(r#"{{"IdentityPoolId":"{pool}"}}"#)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_database_fails_writes_fast_and_the_server_recovers_when_it_is_released() {
+    let ts = TestServer::start_with(|c| c.database.busy_timeout_ms = 100).await;
+    let pool = create_pool(&ts.client(), "faults").await;
+    let body = guest_get_id(&pool);
+    assert_eq!(ts.call("GetId", &body).await.status, 200);
+
+    let lock = hold_write_lock(&ts.db_path());
+    for _ in 0..3 {
+        let r = ts.call("GetId", &body).await;
+        r.assert_error(500, "InternalErrorException");
+        assert!(
+            !r.message().to_lowercase().contains("sqlite")
+                && !r.message().to_lowercase().contains("lock"),
+            "no database detail reaches the client: {}",
+            r.message()
+        );
+    }
+    let before = ts.count("SELECT count(*) FROM identities");
+    drop(lock);
+
+    let r = ts.call("GetId", &body).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        ts.count("SELECT count(*) FROM identities"),
+        before + 1,
+        "writes work again once the lock is gone"
+    );
+    ts.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_that_can_never_commit_makes_the_binary_exit_non_zero_and_say_why_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("faults.db");
+    let config = dir.path().join("idpool.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[database]\npath = {db:?}\nbusy_timeout_ms = 50\ngive_up_after_secs = 1\n\
+             [admin]\nallow_unsigned = true\n"
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_idpool"))
+        .arg("--config")
+        .arg(&config)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The log is read as it comes, so a full pipe never blocks the server.
+    let mut stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut log = String::new();
+        let _ = stderr.read_to_string(&mut log);
+        log
+    });
+    let mut stdout = child.stdout.take().unwrap();
+    let addr = tokio::task::spawn_blocking(move || {
+        let mut line = Vec::new();
+        let mut b = [0u8; 1];
+        while stdout.read(&mut b).unwrap() == 1 && b[0] != b'\n' {
+            line.push(b[0]);
+        }
+        String::from_utf8(line).unwrap()
+    })
+    .await
+    .unwrap();
+    let url = addr
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    let ts = RawClient { url };
+    let r = ts
+        .call(
+            "CreateIdentityPool",
+            r#"{"IdentityPoolName":"f","AllowUnauthenticatedIdentities":true}"#,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let pool = r.json()["IdentityPoolId"].as_str().unwrap().to_string();
+
+    let _lock = hold_write_lock(&db);
+    let mut exit = None;
+    for _ in 0..600 {
+        if let Some(s) = child.try_wait().unwrap() {
+            exit = Some(s);
+            break;
+        }
+        // While it still answers, every answer is an AWS-shaped 500, never a hang.
+        if let Some(r) = ts.try_call("GetId", &guest_get_id(&pool)).await {
+            r.assert_error(500, "InternalErrorException");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let exit = match exit {
+        Some(e) => e,
+        None => {
+            let _ = child.kill();
+            panic!("idpool kept serving with a writer that cannot commit");
+        }
+    };
+    assert_eq!(exit.code(), Some(1));
+    let log = log.join().unwrap();
+    assert_eq!(
+        log.matches("database writes are failing").count(),
+        1,
+        "the cause is logged once for the whole run of failures:\n{log}"
+    );
+    assert!(log.contains("cannot go on"), "{log}");
+}
+
+/// Raw awsJson calls to a server that is not a `TestServer` (a spawned binary).
+struct RawClient {
+    url: String,
+}
+
+impl RawClient {
+    async fn call(&self, op: &str, body: &str) -> RawResponse {
+        self.try_call(op, body).await.expect("the server answers")
+    }
+
+    /// `None` when the server is gone (it may exit at any moment in these tests).
+    async fn try_call(&self, op: &str, body: &str) -> Option<RawResponse> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self.url.trim_start_matches("http://");
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let req = format!(
+            "POST / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\
+             X-Amz-Target: AWSCognitoIdentityService.{op}\r\n\
+             Content-Type: application/x-amz-json-1.1\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).await.ok()?;
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await.ok()?;
+        if out.is_empty() {
+            return None;
+        }
+        Some(RawResponse::parse(&out))
+    }
+}
