@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - `config`: the TOML configuration, its defaults and its errors.
+//! - `health`: `GET /health` (alive) and `GET /ready` (the database reads and writes, keys loaded).
 //! - `server`: the accept loop (hyper HTTP/1.1, connection limit, graceful drain).
 //! - `service`: one request end to end, and the one place errors become wire responses.
 //! - `protocol`: awsJson 1.1 — operation routing, the error type, model-driven validation.
@@ -21,6 +22,7 @@
 pub mod arn;
 pub mod auth;
 pub mod config;
+pub mod health;
 pub mod http_client;
 pub mod ops;
 pub mod protocol;

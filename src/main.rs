@@ -17,7 +17,7 @@ struct Cli {
     #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
     /// Address to listen on, e.g. 127.0.0.1:4666 (port 0 picks a free port). Overrides the file.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", global = true)]
     listen: Option<SocketAddr>,
     /// SQLite database file. Overrides the file.
     #[arg(long, value_name = "PATH", global = true)]
@@ -34,6 +34,13 @@ enum Command {
     Keys {
         #[command(subcommand)]
         action: KeysAction,
+    },
+    /// Asks a running server whether it is ready (`GET /ready`): prints its answer and exits 0
+    /// when ready, 1 otherwise (not ready, not answering). For container and systemd checks.
+    Health {
+        /// The readiness URL; default: `/ready` on the configured listen address.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
     },
 }
 
@@ -80,6 +87,20 @@ fn main() -> ExitCode {
         return rotate_keys(&config);
     }
 
+    if let Some(Command::Health { url }) = &cli.command {
+        let url = url.clone().unwrap_or_else(|| ready_url(config.listen));
+        return match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(health(&url)),
+            Err(e) => {
+                eprintln!("idpool: cannot start the runtime: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
+
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -121,6 +142,41 @@ fn rotate_keys(config: &Config) -> ExitCode {
         }
         Err(e) => {
             eprintln!("idpool: cannot rotate the signing key: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `/ready` on the listen address; an unspecified address (0.0.0.0, ::) is asked on loopback.
+fn ready_url(listen: SocketAddr) -> String {
+    let ip = match listen.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    format!("http://{}/ready", SocketAddr::new(ip, listen.port()))
+}
+
+/// `idpool health`: 0 when the server answers 200 at `url`, 1 otherwise.
+async fn health(url: &str) -> ExitCode {
+    let client = match idpool::http_client::HttpClient::new() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("idpool: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match client.get(url).await {
+        Ok((status, body)) => {
+            println!("{status} {}", String::from_utf8_lossy(&body).trim());
+            if status == 200 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("idpool: {url} did not answer: {e}");
             ExitCode::from(1)
         }
     }

@@ -34,6 +34,8 @@ pub async fn handle(
         preflight(&req)
     } else if let Some(r) = well_known(&app, &req) {
         r
+    } else if let Some(r) = crate::health::respond(&app, req.method(), req.uri().path()).await {
+        r
     } else {
         let (op, outcome) = route(&app, req).await;
         match outcome {

@@ -324,6 +324,19 @@ impl Store {
         }
     }
 
+    /// A read on a pooled connection: does the database answer?
+    pub fn ping_read(&self) -> Result<(), StoreError> {
+        self.read(|c| {
+            c.query_row("SELECT count(*) FROM schema_migrations", [], |_| Ok(()))
+                .map_err(StoreError::from)
+        })
+    }
+
+    /// An empty transaction through the writer: does a write commit now?
+    pub async fn ping_write(&self) -> Result<(), StoreError> {
+        self.submit(|_| Ok::<(), StoreError>(())).await
+    }
+
     /// Trips when the writer can no longer commit (it stopped, or failed every transaction
     /// for longer than the configured bound): the server should then exit non-zero.
     pub fn fatal(&self) -> &Arc<Fatal> {

@@ -11,6 +11,7 @@ mod faults;
 mod flows;
 mod fuzz;
 mod getid;
+mod health;
 mod pools;
 mod protocol;
 mod providers;
