@@ -1,5 +1,6 @@
 //! The `idpool` command: read the configuration, open the database, serve until SIGTERM/SIGINT;
-//! `idpool keys rotate` replaces the token signing key.
+//! `idpool keys rotate` replaces the token signing key; `idpool backup` copies a live database;
+//! `idpool health` asks a running server whether it is ready.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -34,6 +35,14 @@ enum Command {
     Keys {
         #[command(subcommand)]
         action: KeysAction,
+    },
+    /// Writes a consistent copy of the SQLite database to a new file, while a server may keep
+    /// serving from it: every write answered before the backup began is in the copy. Restore by
+    /// starting idpool on the copy (`--database FILE`).
+    Backup {
+        /// The new file to write; an existing file is never overwritten.
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
     },
     /// Asks a running server whether it is ready (`GET /ready`): prints its answer and exits 0
     /// when ready, 1 otherwise (not ready, not answering). For container and systemd checks.
@@ -87,6 +96,9 @@ fn main() -> ExitCode {
         return rotate_keys(&config);
     }
 
+    if let Some(Command::Backup { to }) = &cli.command {
+        return backup(&config, to);
+    }
     if let Some(Command::Health { url }) = &cli.command {
         let url = url.clone().unwrap_or_else(|| ready_url(config.listen));
         return match tokio::runtime::Builder::new_current_thread()
@@ -142,6 +154,44 @@ fn rotate_keys(config: &Config) -> ExitCode {
         }
         Err(e) => {
             eprintln!("idpool: cannot rotate the signing key: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `idpool backup --to FILE`, with progress on a terminal.
+fn backup(config: &Config, to: &std::path::Path) -> ExitCode {
+    let from = &config.database.path;
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let progress = move |written: u64, expected: u64| {
+        if tty && expected > 0 {
+            let pct = (written.saturating_mul(100) / expected).min(100);
+            eprint!(
+                "\rbacking up: {pct:3}% ({:.1} of {:.1} MB)",
+                written as f64 / 1e6,
+                expected as f64 / 1e6
+            );
+        }
+    };
+    match idpool::store::backup::backup(from, to, progress) {
+        Ok(b) => {
+            if tty {
+                eprintln!();
+            }
+            println!(
+                "backup of {} written to {}: {} identities, {} bytes",
+                from.display(),
+                b.path.display(),
+                b.identities,
+                b.bytes
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            if tty {
+                eprintln!();
+            }
+            eprintln!("idpool: backup failed: {e}");
             ExitCode::from(1)
         }
     }

@@ -4,6 +4,7 @@
 //! request only after that commit is on disk. WAL checkpoints run on their own thread.
 
 pub mod admin;
+pub mod backup;
 pub mod cache;
 pub mod identities;
 pub mod migrate;

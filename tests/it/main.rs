@@ -5,6 +5,7 @@
 mod common;
 
 mod auth;
+mod backup;
 mod binary;
 mod concurrency;
 mod faults;
