@@ -29,6 +29,15 @@ pub struct Config {
     pub tokens: TokensConfig,
     pub providers: ProvidersConfig,
     pub credentials: CredentialsConfig,
+    pub seed: SeedConfig,
+}
+
+/// `[seed]`: declared pools applied at start-up (see `seed.rs` and the README).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SeedConfig {
+    /// A TOML file of `[[pool]]` tables; relative paths are taken from the working directory.
+    pub file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -42,6 +51,7 @@ impl Default for Config {
             tokens: TokensConfig::default(),
             providers: ProvidersConfig::default(),
             credentials: CredentialsConfig::default(),
+            seed: SeedConfig::default(),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! # Layout
 //! - `config`: the TOML configuration, its defaults and its errors.
 //! - `health`: `GET /health` (alive) and `GET /ready` (the database reads and writes, keys loaded).
+//! - `seed`: declared pools with fixed ids, applied at start-up.
 //! - `server`: the accept loop (hyper HTTP/1.1, connection limit, graceful drain).
 //! - `service`: one request end to end, and the one place errors become wire responses.
 //! - `protocol`: awsJson 1.1 — operation routing, the error type, model-driven validation.
@@ -26,6 +27,7 @@ pub mod health;
 pub mod http_client;
 pub mod ops;
 pub mod protocol;
+pub mod seed;
 pub mod server;
 pub mod service;
 pub mod store;
@@ -68,6 +70,8 @@ pub enum StartError {
     Model(String),
     #[error("configuration: {0}")]
     Config(String),
+    #[error("{0}")]
+    Seed(#[from] seed::SeedError),
 }
 
 impl App {
@@ -151,6 +155,12 @@ impl Server {
         config.listen = addr;
         let app = Arc::new(App::open(config)?);
         app.announce();
+        if let Some(file) = app.config.seed.file.clone() {
+            let applied = seed::apply(&app, &file).await?;
+            for (pool, done) in &applied.pools {
+                tracing::info!(pool = %pool, outcome = ?done, file = %file.display(), "declared pool");
+            }
+        }
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server::serve(listener, app.clone(), async move {
             let _ = stopped.await;

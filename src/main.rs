@@ -23,6 +23,9 @@ struct Cli {
     /// SQLite database file. Overrides the file.
     #[arg(long, value_name = "PATH", global = true)]
     database: Option<PathBuf>,
+    /// Seed file of declared pools, applied at start-up. Overrides `[seed] file`.
+    #[arg(long, value_name = "FILE")]
+    seed: Option<PathBuf>,
     /// Without a command, serve.
     #[command(subcommand)]
     command: Option<Command>,
@@ -35,6 +38,11 @@ enum Command {
     Keys {
         #[command(subcommand)]
         action: KeysAction,
+    },
+    /// Declared pools (seed files).
+    Seed {
+        #[command(subcommand)]
+        action: SeedAction,
     },
     /// Writes a consistent copy of the SQLite database to a new file, while a server may keep
     /// serving from it: every write answered before the backup began is in the copy. Restore by
@@ -50,6 +58,17 @@ enum Command {
         /// The readiness URL; default: `/ready` on the configured listen address.
         #[arg(long, value_name = "URL")]
         url: Option<String>,
+    },
+}
+
+/// What to do with a seed file.
+#[derive(Subcommand)]
+enum SeedAction {
+    /// Checks a seed file by every rule the server applies, on a scratch database: exits 0
+    /// when it would apply, 2 (with the file, the pool and the reason) when not.
+    Check {
+        /// The seed file.
+        file: PathBuf,
     },
 }
 
@@ -89,6 +108,9 @@ fn main() -> ExitCode {
     if let Some(d) = cli.database {
         config.database.path = d;
     }
+    if let Some(s) = cli.seed {
+        config.seed.file = Some(s);
+    }
     if let Some(Command::Keys {
         action: KeysAction::Rotate,
     }) = cli.command
@@ -96,6 +118,12 @@ fn main() -> ExitCode {
         return rotate_keys(&config);
     }
 
+    if let Some(Command::Seed {
+        action: SeedAction::Check { file },
+    }) = &cli.command
+    {
+        return seed_check(&config, file);
+    }
     if let Some(Command::Backup { to }) = &cli.command {
         return backup(&config, to);
     }
@@ -155,6 +183,41 @@ fn rotate_keys(config: &Config) -> ExitCode {
         Err(e) => {
             eprintln!("idpool: cannot rotate the signing key: {e}");
             ExitCode::from(1)
+        }
+    }
+}
+
+/// `idpool seed check FILE`: applies the seed to a scratch database that is thrown away.
+fn seed_check(config: &Config, file: &std::path::Path) -> ExitCode {
+    let scratch = std::env::temp_dir().join(format!("idpool-seed-check-{}", std::process::id()));
+    let mut c = config.clone();
+    c.database.path = scratch.join("check.db");
+    c.seed.file = None;
+    let outcome = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| {
+            rt.block_on(async {
+                let app = idpool::App::open(c).map_err(|e| e.to_string())?;
+                let applied = idpool::seed::apply(&app, file).await;
+                app.store.close();
+                applied.map_err(|e| e.to_string())
+            })
+        });
+    let _ = std::fs::remove_dir_all(&scratch);
+    match outcome {
+        Ok(applied) => {
+            println!(
+                "seed file {}: {} pools, all valid",
+                file.display(),
+                applied.pools.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("idpool: {e}");
+            ExitCode::from(2)
         }
     }
 }

@@ -211,6 +211,88 @@ pub async fn create(app: &App, caller: &Caller, input: PoolInput) -> Result<Valu
         .await
 }
 
+/// What declaring a pool (a seed file) did to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Declared {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+/// Brings the pool with this fixed `id` to the declared settings and tags — creating it when
+/// missing, changing it only when it differs — under the same rules as CreateIdentityPool and
+/// UpdateIdentityPool. Its identities are never touched. A pool of another account with this
+/// id is a conflict, not something to take over.
+pub async fn declare(
+    app: &App,
+    caller: &Caller,
+    id: &str,
+    input: PoolInput,
+) -> Result<Declared, ApiError> {
+    let (mut settings, tags) = settings_from(input)?;
+    let tags = tags.unwrap_or_default();
+    let account = caller.account_id.clone();
+    let id = id.to_string();
+    let existing = app.store.read(|c| {
+        let pool = sql::get(c, &id)?;
+        let tags = match &pool {
+            Some(_) => sql::tags(c, &id)?,
+            None => BTreeMap::new(),
+        };
+        Ok::<_, ApiError>(pool.map(|p| (p, tags)))
+    })?;
+    match existing {
+        Some((pool, _)) if pool.account_id != account => Err(ApiError::ResourceConflict(format!(
+            "Identity pool {id} exists already and belongs to another account."
+        ))),
+        Some((pool, old_tags)) => {
+            // As UpdateIdentityPool: a developer provider name, once set, stays.
+            match (
+                &pool.settings.developer_provider_name,
+                &settings.developer_provider_name,
+            ) {
+                (Some(old), Some(new)) if old != new => {
+                    return Err(ApiError::InvalidParameter(format!(
+                        "DeveloperProviderName cannot be changed once set: the pool's is '{old}'."
+                    )));
+                }
+                (Some(old), None) => settings.developer_provider_name = Some(old.clone()),
+                _ => {}
+            }
+            if pool.settings == settings && old_tags == tags {
+                return Ok(Declared::Unchanged);
+            }
+            app.store
+                .write(move |c| {
+                    owned_pool_in(c, &id, &account)?;
+                    sql::update(c, &id, &settings, times::now())?;
+                    sql::set_tags(c, &id, &tags)?;
+                    Ok(Declared::Updated)
+                })
+                .await
+        }
+        None => {
+            app.store
+                .write_additive(move |c| {
+                    if sql::get(c, &id)?.is_some() {
+                        return Err(ApiError::ResourceConflict(format!(
+                            "Identity pool {id} was created while it was being declared."
+                        )));
+                    }
+                    if sql::count_for_account(c, &account)? >= MAX_POOLS_PER_ACCOUNT {
+                        return Err(ApiError::LimitExceeded(format!(
+                            "Identity pool limit exceeded: an account can have at most {MAX_POOLS_PER_ACCOUNT} identity pools."
+                        )));
+                    }
+                    sql::insert(c, &id, &account, &settings, times::now())?;
+                    sql::set_tags(c, &id, &tags)?;
+                    Ok(Declared::Created)
+                })
+                .await
+        }
+    }
+}
+
 /// DescribeIdentityPool.
 pub fn describe(app: &App, caller: &Caller, input: PoolIdInput) -> Result<Value, ApiError> {
     let pool = owned_pool(app, caller, &input.id)?;

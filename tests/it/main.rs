@@ -17,5 +17,6 @@ mod pools;
 mod protocol;
 mod providers;
 mod roles;
+mod seed;
 mod tags;
 mod tokens;
