@@ -30,6 +30,57 @@ pub struct Config {
     pub providers: ProvidersConfig,
     pub credentials: CredentialsConfig,
     pub seed: SeedConfig,
+    pub backup: BackupConfig,
+}
+
+/// `[backup]`: scheduled backups of the SQLite database into a folder.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// How often: `"90s"`, `"15m"`, `"1h"`, `"1d"`. None: no scheduled backups.
+    #[serde(deserialize_with = "de_duration")]
+    pub every: Option<std::time::Duration>,
+    /// How many scheduled backups to keep; older ones are removed.
+    pub keep: usize,
+    /// Where they go; default: `backups/` beside the database file.
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig {
+            every: None,
+            keep: 24,
+            dir: None,
+        }
+    }
+}
+
+/// `"90s"`, `"15m"`, `"1h"`, `"1d"`: a whole number and one unit.
+pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().ok().filter(|n| *n > 0)?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_secs(secs))
+}
+
+fn de_duration<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::time::Duration>, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_duration(&s).map(Some).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "{s:?} is not a duration: use a whole number and s, m, h or d, like \"1h\""
+        ))
+    })
 }
 
 /// `[seed]`: declared pools applied at start-up (see `seed.rs` and the README).
@@ -52,6 +103,7 @@ impl Default for Config {
             providers: ProvidersConfig::default(),
             credentials: CredentialsConfig::default(),
             seed: SeedConfig::default(),
+            backup: BackupConfig::default(),
         }
     }
 }
@@ -405,6 +457,27 @@ fn locate(text: &str, span: Option<std::ops::Range<usize>>) -> (usize, String) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn durations_take_one_whole_number_and_a_unit() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("2d"), Some(Duration::from_secs(172_800)));
+        for bad in [
+            "",
+            "h",
+            "0h",
+            "1.5h",
+            "1 h",
+            "1w",
+            "-1h",
+            "99999999999999999999d",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
     use super::*;
 
     #[test]

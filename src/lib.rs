@@ -128,12 +128,32 @@ impl App {
     }
 }
 
+/// Takes a backup every `s.every`, off the async workers; a failed one is logged and the
+/// schedule goes on.
+async fn scheduled_backups(db: std::path::PathBuf, s: store::backup::Schedule) {
+    let mut tick = tokio::time::interval(s.every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let (db, sch) = (db.clone(), s.clone());
+        match tokio::task::spawn_blocking(move || store::backup::scheduled(&db, &sch)).await {
+            Ok(Ok(b)) => {
+                tracing::info!(file = %b.path.display(), bytes = b.bytes, identities = b.identities, "scheduled backup written")
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "scheduled backup failed"),
+            Err(e) => tracing::error!(error = %e, "scheduled backup failed"),
+        }
+    }
+}
+
 /// A running server.
 pub struct Server {
     addr: SocketAddr,
     app: Arc<App>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    backups: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -161,6 +181,19 @@ impl Server {
                 tracing::info!(pool = %pool, outcome = ?done, file = %file.display(), "declared pool");
             }
         }
+        let backups = app.config.backup.every.map(|every| {
+            let db = app.config.database.path.clone();
+            let schedule = store::backup::Schedule {
+                dir: app.config.backup.dir.clone().unwrap_or_else(|| {
+                    db.parent()
+                        .map(|p| p.join("backups"))
+                        .unwrap_or_else(|| "backups".into())
+                }),
+                every,
+                keep: app.config.backup.keep,
+            };
+            tokio::spawn(scheduled_backups(db, schedule))
+        });
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server::serve(listener, app.clone(), async move {
             let _ = stopped.await;
@@ -170,6 +203,7 @@ impl Server {
             app,
             stop: Some(stop),
             task: Some(task),
+            backups,
         })
     }
 
@@ -191,6 +225,9 @@ impl Server {
 
     /// Stops accepting, finishes in-flight requests, then closes the database cleanly.
     pub async fn stop(mut self) {
+        if let Some(b) = self.backups.take() {
+            b.abort();
+        }
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }

@@ -126,6 +126,47 @@ pub fn backup(
     })
 }
 
+/// Scheduled backups: a new file in `dir` every so often, the newest `keep` kept.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub dir: PathBuf,
+    pub every: Duration,
+    pub keep: usize,
+}
+
+/// The backups of `dir` made by `scheduled`, oldest first (their names sort by time).
+pub fn scheduled_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("idpool-") && n.ends_with(".db"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// Takes one scheduled backup of `db` into `s.dir`, then removes all but the newest `s.keep`.
+pub fn scheduled(db: &Path, s: &Schedule) -> Result<Backup, StoreError> {
+    std::fs::create_dir_all(&s.dir).map_err(|e| io(&s.dir, e))?;
+    let stamp = crate::times::now().text().replace([' ', ':'], "-");
+    let to = s.dir.join(format!("idpool-{stamp}.db"));
+    let made = backup(db, &to, |_, _| {})?;
+    let files = scheduled_files(&s.dir);
+    let extra = files.len().saturating_sub(s.keep.max(1));
+    for old in &files[..extra] {
+        if let Err(e) = std::fs::remove_file(old) {
+            tracing::warn!(file = %old.display(), error = %e, "could not remove an old backup");
+        }
+    }
+    Ok(made)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

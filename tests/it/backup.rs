@@ -86,3 +86,53 @@ async fn a_backup_taken_under_write_load_restores_every_acknowledged_identity() 
     }
     restored.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_backups_keep_the_newest_few_and_each_is_a_whole_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let backups = dir.path().join("backups");
+    let b2 = backups.clone();
+    let ts = TestServer::start_with(move |c| {
+        c.backup.every = Some(std::time::Duration::from_secs(1));
+        c.backup.keep = 2;
+        c.backup.dir = Some(b2);
+    })
+    .await;
+    let pool = create_pool(&ts.client(), "scheduled").await;
+    let alice = get_id(&ts.client(), &pool, &[("accounts.google.com", "alice")])
+        .await
+        .unwrap();
+    // Wait (bounded) until the first backup seen has been pruned by later ones.
+    let mut first = None;
+    let mut pruned = false;
+    for _ in 0..200 {
+        let files = idpool::store::backup::scheduled_files(&backups);
+        assert!(files.len() <= 3, "old backups are removed: {files:?}");
+        match &first {
+            None => first = files.first().cloned(),
+            Some(f) if files.len() == 2 && !files.contains(f) => {
+                pruned = true;
+                break;
+            }
+            Some(_) => {}
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(pruned, "a third backup replaced the first");
+    ts.stop().await;
+    let newest = idpool::store::backup::scheduled_files(&backups)
+        .pop()
+        .unwrap();
+    let restored = TestServer::start_with(|c| c.database.path = newest).await;
+    assert_eq!(
+        get_id(
+            &restored.client(),
+            &pool,
+            &[("accounts.google.com", "alice")]
+        )
+        .await
+        .unwrap(),
+        alice
+    );
+    restored.stop().await;
+}
