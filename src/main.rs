@@ -129,6 +129,10 @@ fn rotate_keys(config: &Config) -> ExitCode {
 async fn run(config: Config) -> ExitCode {
     let server = match Server::start(config).await {
         Ok(s) => s,
+        Err(e @ idpool::StartError::Exposed(_)) => {
+            eprintln!("idpool: {e}");
+            return ExitCode::from(2);
+        }
         Err(e) => {
             eprintln!("idpool: {e}");
             return ExitCode::from(1);

@@ -7,6 +7,7 @@ mod common;
 mod auth;
 mod binary;
 mod concurrency;
+mod defaults;
 mod flows;
 mod fuzz;
 mod getid;
