@@ -82,6 +82,10 @@ pub enum Synchronous {
 pub struct AdminConfig {
     /// Accept admin operations without a valid signature. For throwaway test environments only.
     pub allow_unsigned: bool,
+    /// The public host name (with `:port` when not the scheme's default) that signed requests
+    /// must carry in their signed `Host` header. `None`: any host.
+    #[serde(deserialize_with = "de_opt_host")]
+    pub host: Option<String>,
     pub keys: Vec<AdminKey>,
 }
 
@@ -286,6 +290,21 @@ fn de_opt_account<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::
     de_account(d).map(Some)
 }
 
+fn de_opt_host<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let s = String::deserialize(d)?;
+    let ok = !s.is_empty()
+        && s.len() <= 255
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b));
+    if ok {
+        Ok(Some(s))
+    } else {
+        Err(de::Error::custom(
+            "a host name as clients send it in the Host header, with :port when not the default, like \"identity.example.com\" or \"10.0.0.5:4666\" (no scheme or path)",
+        ))
+    }
+}
+
 fn de_nonempty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let s = String::deserialize(d)?;
     if s.is_empty() {
@@ -462,6 +481,7 @@ mod tests {
         assert_eq!(c.database.synchronous, Synchronous::Full);
         assert!(!c.admin.allow_unsigned);
         assert_eq!(c.providers.default, DefaultVerify::Reject);
+        assert_eq!(c.admin.host, None);
         assert!(!c.security.allow_insecure_public);
         assert_eq!(c.credentials.source, CredentialsSource::Local);
     }
@@ -557,6 +577,31 @@ mod tests {
             )
             .unwrap();
             assert!(c.check_exposure().is_err(), "{public}");
+        }
+    }
+
+    #[test]
+    fn admin_host_is_a_bare_host_name() {
+        for good in [
+            "identity.example.com",
+            "10.0.0.5:4666",
+            "[::1]:4666",
+            "Idp.Example.COM",
+        ] {
+            let c = Config::parse(&format!("[admin]\nhost = \"{good}\""), "t.toml").unwrap();
+            assert_eq!(c.admin.host.as_deref(), Some(good));
+        }
+        for bad in [
+            "",
+            "https://identity.example.com",
+            "identity.example.com/",
+            "a b",
+            "u@h",
+        ] {
+            let err = Config::parse(&format!("[admin]\nhost = \"{bad}\""), "t.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("admin.host"), "{bad}: {err}");
         }
     }
 

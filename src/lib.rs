@@ -125,6 +125,9 @@ impl App {
                 risks.join("; ")
             );
         }
+        if let Some(host) = &c.admin.host {
+            tracing::info!(%host, "signed admin requests must be signed for this host ([admin] host)");
+        }
     }
 }
 
