@@ -26,6 +26,7 @@ pub struct Config {
     pub account_id: String,
     pub database: DatabaseConfig,
     pub admin: AdminConfig,
+    pub security: SecurityConfig,
     pub tokens: TokensConfig,
     pub providers: ProvidersConfig,
     pub credentials: CredentialsConfig,
@@ -99,6 +100,7 @@ impl Default for Config {
             account_id: "000000000000".to_string(),
             database: DatabaseConfig::default(),
             admin: AdminConfig::default(),
+            security: SecurityConfig::default(),
             tokens: TokensConfig::default(),
             providers: ProvidersConfig::default(),
             credentials: CredentialsConfig::default(),
@@ -150,7 +152,25 @@ pub enum Synchronous {
 pub struct AdminConfig {
     /// Accept admin operations without a valid signature. For throwaway test environments only.
     pub allow_unsigned: bool,
+    /// The public host name (with `:port` when not the scheme's default) that signed requests
+    /// must carry in their signed `Host` header. `None`: any host.
+    #[serde(deserialize_with = "de_opt_host")]
+    pub host: Option<String>,
     pub keys: Vec<AdminKey>,
+}
+
+/// The access key id of the development key published in `config.example.toml`.
+pub const DEV_ACCESS_KEY_ID: &str = "AKIDIDPOOLLOCALDEV";
+/// Its secret, published too: anyone can sign with it.
+pub const DEV_SECRET_ACCESS_KEY: &str = "idpool-local-development-secret-do-not-use-in-production";
+
+/// `[security]`: acknowledgements for settings that are only safe on loopback.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// Serve a non-loopback address even with the published development key, `trust`
+    /// providers or `admin.allow_unsigned`. Without it such a configuration does not start.
+    pub allow_insecure_public: bool,
 }
 
 /// One `[[admin.keys]]` entry.
@@ -240,7 +260,7 @@ pub struct ProvidersConfig {
 impl Default for ProvidersConfig {
     fn default() -> Self {
         ProvidersConfig {
-            default: DefaultVerify::Trust,
+            default: DefaultVerify::Reject,
             named: BTreeMap::new(),
         }
     }
@@ -340,6 +360,21 @@ fn de_opt_account<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::
     de_account(d).map(Some)
 }
 
+fn de_opt_host<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let s = String::deserialize(d)?;
+    let ok = !s.is_empty()
+        && s.len() <= 255
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b));
+    if ok {
+        Ok(Some(s))
+    } else {
+        Err(de::Error::custom(
+            "a host name as clients send it in the Host header, with :port when not the default, like \"identity.example.com\" or \"10.0.0.5:4666\" (no scheme or path)",
+        ))
+    }
+}
+
 fn de_nonempty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let s = String::deserialize(d)?;
     if s.is_empty() {
@@ -415,6 +450,55 @@ impl Config {
         Ok(())
     }
 
+    /// Refuses settings that are only safe while nothing but this machine can connect: the
+    /// published development key, `trust` providers and `admin.allow_unsigned`, on a listen
+    /// address that is not loopback — unless `[security] allow_insecure_public` says so. The
+    /// error is one line naming every key to change.
+    pub fn check_exposure(&self) -> Result<(), String> {
+        let risks = self.exposure_risks();
+        if risks.is_empty() || self.security.allow_insecure_public {
+            return Ok(());
+        }
+        Err(format!(
+            "listen = \"{}\" is not a loopback address, and these settings are safe on loopback only: {}. Change them, or set [security] allow_insecure_public = true to serve anyway",
+            self.listen,
+            risks.join("; ")
+        ))
+    }
+
+    /// The loopback-only settings in use, each with the change that removes it; none when
+    /// `listen` is a loopback address.
+    pub fn exposure_risks(&self) -> Vec<String> {
+        let mut risks = Vec::new();
+        if self.listen.ip().to_canonical().is_loopback() {
+            return risks;
+        }
+        for k in &self.admin.keys {
+            if k.access_key_id == DEV_ACCESS_KEY_ID
+                || k.secret_access_key.expose() == DEV_SECRET_ACCESS_KEY
+            {
+                risks.push(format!(
+                    "[[admin.keys]] access_key_id = \"{}\" is the development key published in config.example.toml (replace it with a key of your own)",
+                    k.access_key_id
+                ));
+            }
+        }
+        if self.admin.allow_unsigned {
+            risks.push("[admin] allow_unsigned = true (set it to false)".to_string());
+        }
+        if self.providers.default == DefaultVerify::Trust {
+            risks.push("[providers] default = \"trust\" (set it to \"reject\")".to_string());
+        }
+        for (name, p) in &self.providers.named {
+            if p.verify == VerifyMode::Trust {
+                risks.push(format!(
+                    "[providers.\"{name}\"] verify = \"trust\" (use \"oidc\" or \"introspect\")"
+                ));
+            }
+        }
+        risks
+    }
+
     /// The `iss` of tokens this server issues.
     pub fn issuer(&self) -> String {
         match &self.tokens.issuer {
@@ -487,7 +571,9 @@ mod tests {
         assert_eq!(c.region, "us-east-1");
         assert_eq!(c.database.synchronous, Synchronous::Full);
         assert!(!c.admin.allow_unsigned);
-        assert_eq!(c.providers.default, DefaultVerify::Trust);
+        assert_eq!(c.providers.default, DefaultVerify::Reject);
+        assert_eq!(c.admin.host, None);
+        assert!(!c.security.allow_insecure_public);
         assert_eq!(c.credentials.source, CredentialsSource::Local);
     }
 
@@ -496,6 +582,118 @@ mod tests {
         let text = include_str!("../config.example.toml");
         let c = Config::parse(text, "config.example.toml").unwrap();
         assert!(!c.admin.keys.is_empty(), "the example ships a local key");
+    }
+
+    #[test]
+    fn the_published_development_key_is_the_one_the_example_ships() {
+        let text = include_str!("../config.example.toml");
+        let c = Config::parse(text, "config.example.toml").unwrap();
+        let k = &c.admin.keys[0];
+        assert_eq!(k.access_key_id, DEV_ACCESS_KEY_ID);
+        assert_eq!(k.secret_access_key.expose(), DEV_SECRET_ACCESS_KEY);
+        // Local development keeps `trust`, and serves loopback only, so it starts.
+        assert_eq!(c.providers.default, DefaultVerify::Trust);
+        assert!(!c.security.allow_insecure_public);
+        assert_eq!(c.check_exposure(), Ok(()));
+    }
+
+    fn exposed(extra: &str) -> Result<(), String> {
+        Config::parse(&format!("listen = \"0.0.0.0:4666\"\n{extra}"), "t.toml")
+            .unwrap()
+            .check_exposure()
+    }
+
+    #[test]
+    fn loopback_only_settings_are_refused_on_other_addresses() {
+        let example = include_str!("../config.example.toml")
+            .replace("listen = \"127.0.0.1:4666\"", "listen = \"0.0.0.0:4666\"");
+        let err = Config::parse(&example, "config.example.toml")
+            .unwrap()
+            .check_exposure()
+            .unwrap_err();
+        assert!(!err.contains('\n'), "{err}");
+        assert!(err.contains("listen = \"0.0.0.0:4666\""), "{err}");
+        assert!(
+            err.contains("access_key_id = \"AKIDIDPOOLLOCALDEV\""),
+            "{err}"
+        );
+        assert!(err.contains("[providers] default = \"trust\""), "{err}");
+        assert!(
+            err.contains("[security] allow_insecure_public = true"),
+            "{err}"
+        );
+        assert!(!err.contains(DEV_SECRET_ACCESS_KEY), "{err}");
+
+        // The secret alone, under another id, is still the published key.
+        let renamed = format!(
+            "[[admin.keys]]\naccess_key_id = \"MINE\"\nsecret_access_key = \"{DEV_SECRET_ACCESS_KEY}\""
+        );
+        assert!(exposed(&renamed).unwrap_err().contains("\"MINE\""));
+        let err = exposed("[admin]\nallow_unsigned = true").unwrap_err();
+        assert!(err.contains("[admin] allow_unsigned = true"), "{err}");
+        let err = exposed("[providers]\ndefault = \"trust\"").unwrap_err();
+        assert!(err.contains("[providers] default = \"trust\""), "{err}");
+        let err = exposed("[providers.\"x.example\"]\nverify = \"trust\"").unwrap_err();
+        assert!(
+            err.contains("[providers.\"x.example\"] verify = \"trust\""),
+            "{err}"
+        );
+        assert!(exposed(
+            "[admin]\nallow_unsigned = true\n[security]\nallow_insecure_public = true"
+        )
+        .is_ok());
+        // The built-in defaults, and real keys, serve any address.
+        assert_eq!(exposed(""), Ok(()));
+        assert_eq!(
+            exposed("[[admin.keys]]\naccess_key_id = \"A\"\nsecret_access_key = \"s\""),
+            Ok(())
+        );
+        for loopback in [
+            "127.0.0.1:1",
+            "127.8.9.10:1",
+            "[::1]:1",
+            "[::ffff:127.0.0.1]:1",
+        ] {
+            let c = Config::parse(
+                &format!("listen = \"{loopback}\"\n[admin]\nallow_unsigned = true"),
+                "t.toml",
+            )
+            .unwrap();
+            assert_eq!(c.check_exposure(), Ok(()), "{loopback}");
+        }
+        for public in ["[::]:1", "10.0.0.5:1", "[::ffff:10.0.0.5]:1"] {
+            let c = Config::parse(
+                &format!("listen = \"{public}\"\n[admin]\nallow_unsigned = true"),
+                "t.toml",
+            )
+            .unwrap();
+            assert!(c.check_exposure().is_err(), "{public}");
+        }
+    }
+
+    #[test]
+    fn admin_host_is_a_bare_host_name() {
+        for good in [
+            "identity.example.com",
+            "10.0.0.5:4666",
+            "[::1]:4666",
+            "Idp.Example.COM",
+        ] {
+            let c = Config::parse(&format!("[admin]\nhost = \"{good}\""), "t.toml").unwrap();
+            assert_eq!(c.admin.host.as_deref(), Some(good));
+        }
+        for bad in [
+            "",
+            "https://identity.example.com",
+            "identity.example.com/",
+            "a b",
+            "u@h",
+        ] {
+            let err = Config::parse(&format!("[admin]\nhost = \"{bad}\""), "t.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("admin.host"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -72,6 +72,10 @@ pub enum StartError {
     Config(String),
     #[error("{0}")]
     Seed(#[from] seed::SeedError),
+    /// Loopback-only settings on an address others can reach (see [`Config::check_exposure`]);
+    /// the command exits 2 on it, like on any other configuration error.
+    #[error("config error: {0}")]
+    Exposed(String),
 }
 
 impl App {
@@ -125,6 +129,17 @@ impl App {
         if c.providers.default == config::DefaultVerify::Trust {
             tracing::warn!("[providers] default = \"trust\": logins of providers without their own table are taken as user ids unchecked");
         }
+        let risks = c.exposure_risks();
+        if !risks.is_empty() {
+            tracing::warn!(
+                listen = %c.listen,
+                "[security] allow_insecure_public = true: serving a non-loopback address with settings that are safe on loopback only: {}",
+                risks.join("; ")
+            );
+        }
+        if let Some(host) = &c.admin.host {
+            tracing::info!(%host, "signed admin requests must be signed for this host ([admin] host)");
+        }
     }
 }
 
@@ -160,6 +175,8 @@ impl Server {
     /// Opens the database, binds `config.listen` and starts serving.
     pub async fn start(config: Config) -> Result<Server, StartError> {
         let mut config = config;
+        // Before binding: a refused configuration never accepts a connection.
+        config.check_exposure().map_err(StartError::Exposed)?;
         let listen = config.listen;
         let listener = TcpListener::bind(listen)
             .await

@@ -298,6 +298,10 @@ async fn health(url: &str) -> ExitCode {
 async fn run(config: Config) -> ExitCode {
     let server = match Server::start(config).await {
         Ok(s) => s,
+        Err(e @ idpool::StartError::Exposed(_)) => {
+            eprintln!("idpool: {e}");
+            return ExitCode::from(2);
+        }
         Err(e) => {
             eprintln!("idpool: {e}");
             return ExitCode::from(1);

@@ -15,6 +15,8 @@ pub struct Keys {
     by_id: HashMap<String, (Secret, String)>,
     default_account: String,
     allow_unsigned: bool,
+    /// `[admin] host`: the only host signed requests may be signed for.
+    host: Option<String>,
 }
 
 impl Keys {
@@ -39,6 +41,7 @@ impl Keys {
             by_id,
             default_account: config.account_id.clone(),
             allow_unsigned: config.admin.allow_unsigned,
+            host: config.admin.host.clone(),
         }
     }
 
@@ -66,6 +69,7 @@ impl Keys {
             &parts.headers,
             body,
             region,
+            self.host.as_deref(),
             SystemTime::now(),
             |akid| self.by_id.get(akid).map(|(s, _)| s.expose()),
         )?;

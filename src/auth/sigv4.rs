@@ -5,7 +5,8 @@
 //! The pure core (canonical request → string to sign → signature) is independent of the service
 //! name so it can be checked against AWS's published test-suite vectors; [`verify`] wraps it with
 //! the parsing of the `Authorization` header and the policy of this server (its one service
-//! `cognito-identity`, its one region, a 15-minute clock skew, no temporary credentials).
+//! `cognito-identity`, its one region, optionally its one public host name, a 15-minute clock
+//! skew, no temporary credentials, and a signed body: no `UNSIGNED-PAYLOAD`).
 
 use std::collections::HashSet;
 use std::fmt;
@@ -28,7 +29,8 @@ const SERVICE: &str = "cognito-identity";
 const TERMINATOR: &str = "aws4_request";
 /// How far the request time may be from the server's clock, either way.
 const MAX_SKEW_SECS: i64 = 15 * 60;
-/// The `x-amz-content-sha256` value by which a client opts out of signing the body.
+/// The `x-amz-content-sha256` value by which a client opts out of signing the body. Only S3
+/// accepts it on AWS; here, as on every other AWS service, it is refused.
 const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 
 const X_AMZ_DATE: &str = "x-amz-date";
@@ -47,6 +49,8 @@ const WRONG_SERVICE: &str = "Credential should be scoped to correct service: 'co
 const WRONG_REGION: &str = "Credential should be scoped to a valid region.";
 const CONTENT_SHA256_MISMATCH: &str =
     "The provided 'x-amz-content-sha256' header does not match what was computed.";
+const UNSIGNED_PAYLOAD_REFUSED: &str = "The 'x-amz-content-sha256' header is 'UNSIGNED-PAYLOAD', \
+     which this service does not accept: sign the SHA-256 of the request body.";
 
 /// What a verified request proved: which access key signed it. Callers authorise on this and
 /// nothing else from the `Authorization` header.
@@ -77,24 +81,31 @@ impl fmt::Debug for SigningKey<'_> {
 
 /// Verifies a request's SigV4 signature, so the caller knows which configured access key sent
 /// it. `uri` is the path and query as received, `region` the region this server serves (the
-/// credential scope must name it), `now` the server's clock and `lookup` maps an access key id to
-/// its secret access key (`None` for an unknown key).
+/// credential scope must name it), `host` the public host name requests must be signed for
+/// (`None`: any), `now` the server's clock and `lookup` maps an access key id to its secret
+/// access key (`None` for an unknown key).
 ///
 /// Checks run in this order, so a client always gets the error for its first problem: missing
-/// `Authorization` → its syntax and signed-header list → temporary credentials → unknown key →
+/// `Authorization` → its syntax and signed-header list → the host → temporary credentials →
+/// unknown key →
 /// scope service and region → request date → scope date → clock skew → body hash and signature.
 /// Error messages never contain the signature, the secret or anything derived from it.
+#[allow(clippy::too_many_arguments)]
 pub fn verify<'k>(
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
     region: &str,
+    host: Option<&str>,
     now: SystemTime,
     lookup: impl Fn(&str) -> Option<&'k str>,
 ) -> Result<Verified, ApiError> {
     let auth = parse_authorization(authorization_header(headers)?)?;
     check_signed_headers(&auth.signed_headers, headers)?;
+    if let Some(host) = host {
+        check_host(headers, host)?;
+    }
     if headers.contains_key(X_AMZ_SECURITY_TOKEN) {
         return Err(ApiError::UnrecognizedClient(
             TEMPORARY_CREDENTIALS.to_owned(),
@@ -396,6 +407,27 @@ fn check_signed_headers(signed: &[&str], headers: &HeaderMap) -> Result<(), ApiE
     }
 }
 
+/// The signed `Host` (signed: [`check_signed_headers`] ran first) must be the configured public
+/// host, so a request signed for another deployment that shares the key cannot be replayed here.
+fn check_host(headers: &HeaderMap, expected: &str) -> Result<(), ApiError> {
+    let mut values = headers.get_all(http::header::HOST).iter();
+    let sent = match (values.next(), values.next()) {
+        (Some(v), None) => v.to_str().ok(),
+        _ => None,
+    };
+    match sent {
+        Some(sent) if sent.trim().eq_ignore_ascii_case(expected) => Ok(()),
+        Some(sent) => Err(ApiError::InvalidSignature(format!(
+            "The request is signed for host '{}', but this server accepts signed requests only \
+             for host '{expected}': point the client's endpoint URL at that host.",
+            sent.trim()
+        ))),
+        None => Err(ApiError::InvalidSignature(format!(
+            "The request must carry one 'host' header, signed, naming '{expected}'."
+        ))),
+    }
+}
+
 fn decode_signature(text: &str) -> Option<[u8; 32]> {
     let bytes = text.as_bytes();
     if bytes.len() != 64 {
@@ -600,8 +632,8 @@ fn check_skew(request: i64, now: SystemTime) -> Result<(), ApiError> {
 // The core: canonical request → string to sign → signature.
 // ---------------------------------------------------------------------------------------------
 
-/// The payload hash to sign: the `x-amz-content-sha256` header when sent (it must be
-/// `UNSIGNED-PAYLOAD` or the real hash of `body`), else the hex SHA-256 of `body`.
+/// The payload hash to sign: the `x-amz-content-sha256` header when sent (it must be the real
+/// hash of `body`; `UNSIGNED-PAYLOAD` is refused), else the hex SHA-256 of `body`.
 fn verified_payload_hash(headers: &HeaderMap, body: &[u8]) -> Result<String, ApiError> {
     let computed = sha256_hex(body);
     let mut values = headers.get_all(X_AMZ_CONTENT_SHA256).iter();
@@ -611,7 +643,12 @@ fn verified_payload_hash(headers: &HeaderMap, body: &[u8]) -> Result<String, Api
     };
     let mismatch = || ApiError::InvalidSignature(CONTENT_SHA256_MISMATCH.to_owned());
     let value = value.to_str().map_err(|_| mismatch())?;
-    if extra.is_some() || !(value == UNSIGNED_PAYLOAD || value.eq_ignore_ascii_case(&computed)) {
+    if extra.is_none() && value == UNSIGNED_PAYLOAD {
+        return Err(ApiError::InvalidSignature(
+            UNSIGNED_PAYLOAD_REFUSED.to_owned(),
+        ));
+    }
+    if extra.is_some() || !value.eq_ignore_ascii_case(&computed) {
         return Err(mismatch());
     }
     Ok(value.to_owned())
@@ -1293,15 +1330,24 @@ mod tests {
         }
 
         fn verify_at(&self, now: SystemTime) -> Result<Verified, ApiError> {
+            self.verify_full(None, now)
+        }
+
+        fn verify_full(&self, host: Option<&str>, now: SystemTime) -> Result<Verified, ApiError> {
             verify(
                 &self.method,
                 &self.uri,
                 &self.headers,
                 &self.body,
                 REGION,
+                host,
                 now,
                 lookup,
             )
+        }
+
+        fn verify_for_host(&self, host: &str) -> Result<Verified, ApiError> {
+            self.verify_full(Some(host), at(AMZ_DATE))
         }
 
         fn verify(&self) -> Result<Verified, ApiError> {
@@ -1542,13 +1588,66 @@ mod tests {
         let mut req = Request::new();
         req.set(X_AMZ_CONTENT_SHA256, &sha256_hex(BODY));
         assert_eq!(req.signed().verify(), ok());
+    }
 
+    #[test]
+    fn unsigned_payload_is_refused_so_the_body_is_always_signed() {
+        let refused = || {
+            Err(ApiError::InvalidSignature(
+                UNSIGNED_PAYLOAD_REFUSED.to_owned(),
+            ))
+        };
         let mut req = Request::new();
         req.set(X_AMZ_CONTENT_SHA256, UNSIGNED_PAYLOAD);
         let mut req = req.signed();
-        assert_eq!(req.verify(), ok());
+        assert_eq!(req.verify(), refused());
         req.body = b"anything".to_vec();
-        assert_eq!(req.verify(), ok());
+        assert_eq!(req.verify(), refused());
+        // Not a loophole either: other spellings are just a wrong hash.
+        for other in ["unsigned-payload", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"] {
+            let mut req = Request::new();
+            req.set(X_AMZ_CONTENT_SHA256, other);
+            assert_eq!(
+                req.signed().verify(),
+                Err(ApiError::InvalidSignature(
+                    CONTENT_SHA256_MISMATCH.to_owned()
+                ))
+            );
+        }
+    }
+
+    #[test]
+    fn a_configured_host_must_be_the_signed_host() {
+        let req = Request::new().signed();
+        assert_eq!(req.verify_for_host("localhost:8080"), ok());
+        assert_eq!(req.verify_for_host("LocalHost:8080"), ok());
+        match req.verify_for_host("identity.example.com") {
+            Err(ApiError::InvalidSignature(m)) => {
+                assert!(m.contains("'localhost:8080'"), "{m}");
+                assert!(m.contains("'identity.example.com'"), "{m}");
+            }
+            other => panic!("expected InvalidSignature, got {other:?}"),
+        }
+        // The port is part of the host: another deployment on the same name is another host.
+        assert!(matches!(
+            req.verify_for_host("localhost"),
+            Err(ApiError::InvalidSignature(_))
+        ));
+        // Re-signing for the configured host is the only way in.
+        let mut req = Request::new();
+        req.set("host", "identity.example.com");
+        assert_eq!(req.signed().verify_for_host("identity.example.com"), ok());
+        // An unsigned host is refused before the host is even compared.
+        let mut req = Request::new();
+        req.headers.remove("host");
+        let mut req = req.signed();
+        req.set("host", "identity.example.com");
+        incomplete_mentioning(req.verify_for_host("identity.example.com"), "'host'");
+        // Two Host headers are never one signed host.
+        let mut req = Request::new().signed();
+        req.headers
+            .append("host", HeaderValue::from_static("localhost:8080"));
+        assert!(req.verify_for_host("localhost:8080").is_err());
     }
 
     #[test]
@@ -1945,6 +2044,7 @@ mod tests {
                 headers,
                 body,
                 REGION,
+                None,
                 SystemTime::now(),
                 lookup,
             )

@@ -28,6 +28,8 @@ fn amz_date(t: SystemTime) -> String {
 struct Signed {
     headers: Vec<(String, String)>,
     body: Vec<u8>,
+    /// The Host to send, when not the server's address.
+    host: Option<String>,
 }
 
 #[derive(Clone)]
@@ -40,6 +42,10 @@ struct Spec<'a> {
     target: &'a str,
     body: &'a str,
     security_token: Option<&'a str>,
+    /// A signed `x-amz-content-sha256` header.
+    content_sha256: Option<&'a str>,
+    /// The Host to sign and send, instead of the server's address.
+    host: Option<&'a str>,
 }
 
 impl<'a> Spec<'a> {
@@ -53,12 +59,17 @@ impl<'a> Spec<'a> {
             target: "AWSCognitoIdentityService.CreateIdentityPool",
             body: CREATE,
             security_token: None,
+            content_sha256: None,
+            host: None,
         }
     }
 }
 
 fn signed(ts: &TestServer, s: &Spec) -> Signed {
-    let host = ts.url.trim_start_matches("http://").to_string();
+    let host = s
+        .host
+        .unwrap_or_else(|| ts.url.trim_start_matches("http://"))
+        .to_string();
     let mut pairs = vec![
         ("host".to_string(), host),
         (
@@ -70,6 +81,9 @@ fn signed(ts: &TestServer, s: &Spec) -> Signed {
     ];
     if let Some(t) = s.security_token {
         pairs.push(("x-amz-security-token".to_string(), t.to_string()));
+    }
+    if let Some(h) = s.content_sha256 {
+        pairs.push(("x-amz-content-sha256".to_string(), h.to_string()));
     }
     let mut map = HeaderMap::new();
     for (k, v) in &pairs {
@@ -98,10 +112,24 @@ fn signed(ts: &TestServer, s: &Spec) -> Signed {
     Signed {
         headers,
         body: s.body.as_bytes().to_vec(),
+        host: s.host.map(str::to_string),
     }
 }
 
 async fn send(ts: &TestServer, s: &Signed) -> RawResponse {
+    if let Some(host) = &s.host {
+        let mut req = format!(
+            "POST / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            s.body.len()
+        );
+        for (k, v) in &s.headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        let mut bytes = req.into_bytes();
+        bytes.extend_from_slice(&s.body);
+        return ts.raw_bytes(&bytes).await;
+    }
     let headers: Vec<(&str, &str)> = s
         .headers
         .iter()
@@ -474,4 +502,148 @@ async fn with_no_keys_admin_calls_are_refused_by_default() {
         .await
         .assert_error(400, "UnrecognizedClientException");
     assert_eq!(pools(&ts), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_payload_is_refused_so_every_signed_body_is_bound_to_its_signature() {
+    let ts = TestServer::start().await;
+    let unsigned = Spec {
+        content_sha256: Some("UNSIGNED-PAYLOAD"),
+        ..Spec::new()
+    };
+    let r = send(&ts, &signed(&ts, &unsigned)).await;
+    r.assert_error(400, "InvalidSignatureException");
+    assert!(
+        r.message().contains("'UNSIGNED-PAYLOAD'"),
+        "{}",
+        r.message()
+    );
+    assert!(
+        r.message().contains("SHA-256 of the request body"),
+        "{}",
+        r.message()
+    );
+
+    // Such a signature would otherwise cover any body at all: this one too is refused.
+    let mut s = signed(&ts, &unsigned);
+    s.body = br#"{"IdentityPoolName":"evil","AllowUnauthenticatedIdentities":true}"#.to_vec();
+    send(&ts, &s)
+        .await
+        .assert_error(400, "InvalidSignatureException");
+    assert_eq!(pools(&ts), 0, "nothing was created");
+
+    // The body's real hash, signed, is accepted.
+    let hash = hex_sha256(CREATE.as_bytes());
+    let r = send(
+        &ts,
+        &signed(
+            &ts,
+            &Spec {
+                content_sha256: Some(&hash),
+                ..Spec::new()
+            },
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(pools(&ts), 1);
+}
+
+fn hex_sha256(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A port nothing listens on now, so a test can name its server's address before it starts.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_admin_host_set_only_requests_signed_for_that_host_are_accepted() {
+    const PUBLIC: &str = "identity.example.test";
+    let ts = TestServer::start_with(|c| c.admin.host = Some(PUBLIC.into())).await;
+
+    // Signed for the address it was reached at (another deployment's name, to the server):
+    // refused, saying which host it wants. The SDK gets the same answer.
+    let r = send(&ts, &signed(&ts, &Spec::new())).await;
+    r.assert_error(400, "InvalidSignatureException");
+    let here = ts.url.trim_start_matches("http://");
+    assert!(
+        r.message().contains(&format!("'{here}'")),
+        "{}",
+        r.message()
+    );
+    assert!(
+        r.message().contains(&format!("'{PUBLIC}'")),
+        "{}",
+        r.message()
+    );
+    let err = ts
+        .client()
+        .list_identity_pools()
+        .max_results(5)
+        .send()
+        .await
+        .map_err(aws_sdk_cognitoidentity::Error::from)
+        .unwrap_err();
+    let (code, message) = code(&err);
+    assert_eq!(code, "InvalidSignatureException");
+    assert!(message.contains(PUBLIC), "{message}");
+
+    // Signed for another host but sent with the public one: the signature breaks.
+    let mut s = signed(&ts, &Spec::new());
+    s.host = Some(PUBLIC.into());
+    send(&ts, &s)
+        .await
+        .assert_error(400, "InvalidSignatureException");
+    assert_eq!(pools(&ts), 0, "nothing was created");
+
+    // Signed for the public host: accepted. Public operations need no host at all.
+    let r = send(
+        &ts,
+        &signed(
+            &ts,
+            &Spec {
+                host: Some(PUBLIC),
+                ..Spec::new()
+            },
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(pools(&ts), 1);
+    let pool = ts
+        .db()
+        .query_row("SELECT id FROM pools", [], |r| r.get::<_, String>(0))
+        .unwrap();
+    let r = ts
+        .call("GetId", &format!(r#"{{"IdentityPoolId":"{pool}"}}"#))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    ts.stop().await;
+
+    // The SDK pointed at the configured host is accepted.
+    let port = free_port();
+    let public = format!("127.0.0.1:{port}");
+    let ts = TestServer::start_with(|c| {
+        c.listen = public.parse().unwrap();
+        c.admin.host = Some(public.clone());
+    })
+    .await;
+    let pool = create_pool(&ts.client(), "hosted").await;
+    ts.client()
+        .describe_identity_pool()
+        .identity_pool_id(&pool)
+        .send()
+        .await
+        .unwrap();
+    ts.stop().await;
 }

@@ -133,7 +133,7 @@ async fn every_answered_identity_survives_a_kill_9() {
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:0\"\n[database]\npath = {:?}\n[admin]\nallow_unsigned = true\n",
+            "listen = \"127.0.0.1:0\"\n[database]\npath = {:?}\n[admin]\nallow_unsigned = true\n[providers]\ndefault = \"trust\"\n",
             db.display().to_string()
         ),
     )

@@ -8,6 +8,7 @@ mod auth;
 mod backup;
 mod binary;
 mod concurrency;
+mod defaults;
 mod faults;
 mod flows;
 mod fuzz;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use aws_sdk_cognitoidentity::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_cognitoidentity::Client;
-use idpool::config::{AdminKey, Config, Secret};
+use idpool::config::{AdminKey, Config, DefaultVerify, Secret};
 use idpool::Server;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -26,12 +26,15 @@ pub struct TestServer {
     pub url: String,
 }
 
-/// The configuration tests start from: two admin keys of different accounts.
+/// The configuration tests start from: two admin keys of different accounts, and — set here,
+/// not inherited from the built-in `reject` — `trust` for providers without a table of their
+/// own, so tests can sign in with any user id.
 pub fn base_config(dir: &tempfile::TempDir) -> Config {
     let mut c = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         ..Config::default()
     };
+    c.providers.default = DefaultVerify::Trust;
     c.database.path = dir.path().join("idpool.db");
     c.admin.keys = vec![
         AdminKey {
