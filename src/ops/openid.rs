@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::access::{self, Presented, LOGINS_DONT_MATCH};
+use super::identities::require_pool;
 use super::logins::{self, Login};
 use super::pools::{oidc_provider_host, owned_pool};
 use super::{decode_text_token, encode_text_token, new_id, roles, Caller};
@@ -191,6 +192,9 @@ pub async fn get_open_id_token_for_developer_identity(
         let presented = presented.clone();
         app.store
             .write(move |c| {
+                // The pool may have been deleted since it was read: a new identity or link
+                // in it would break its foreign key. Checked here, inside the writer.
+                require_pool(c, &pool.id)?;
                 let owner = sql::developer_owner(c, &pool.id, &user)?;
                 let target = match (wanted, owner) {
                     (Some(i), Some(o)) if i != o => {

@@ -7,6 +7,7 @@ mod common;
 mod auth;
 mod binary;
 mod concurrency;
+mod delete_races;
 mod flows;
 mod fuzz;
 mod getid;
