@@ -11,6 +11,7 @@ mod delete_races;
 mod flows;
 mod fuzz;
 mod getid;
+mod own_tokens;
 mod pools;
 mod protocol;
 mod providers;
