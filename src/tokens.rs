@@ -67,8 +67,15 @@ fn could_not_verify() -> ApiError {
     ApiError::NotAuthorized(MSG_COULD_NOT_VERIFY.to_string())
 }
 
+/// The refusal of a token whose `exp` is past.
+pub fn expired(now_secs: i64, exp: impl fmt::Display) -> ApiError {
+    ApiError::NotAuthorized(format!(
+        "Invalid login token. Token expired: {now_secs} >= {exp}"
+    ))
+}
+
 /// Epoch seconds now.
-fn now_secs() -> i64 {
+pub fn now_secs() -> i64 {
     times::now().0.div_euclid(1000)
 }
 
@@ -453,11 +460,30 @@ impl Tokens {
     /// Signs `claims` (RS512, current key) after adding `iss`, `iat` and `exp = iat + ttl_secs`
     /// (those three replace any the caller set). The header is
     /// `{"kid":…,"typ":"JWS","alg":"RS512"}`, as AWS sends it.
-    pub fn issue(&self, mut claims: Map<String, Value>, ttl_secs: u64) -> Result<String, ApiError> {
+    pub fn issue(&self, claims: Map<String, Value>, ttl_secs: u64) -> Result<String, ApiError> {
+        self.issue_until(claims, ttl_secs, None)
+    }
+
+    /// [`Tokens::issue`], but the token expires no later than `not_after` (epoch seconds):
+    /// a token issued on the strength of another token of ours must not outlive it. When
+    /// `not_after` is already past (a token accepted only within the clock-skew leeway), no
+    /// token is issued: NotAuthorizedException, as for an expired login token.
+    pub fn issue_until(
+        &self,
+        mut claims: Map<String, Value>,
+        ttl_secs: u64,
+        not_after: Option<i64>,
+    ) -> Result<String, ApiError> {
         self.refresh_throttled(&self.periodic, RELOAD_INTERVAL);
         let set = self.snapshot();
         let iat = now_secs();
-        let exp = iat.saturating_add(i64::try_from(ttl_secs).unwrap_or(i64::MAX));
+        let mut exp = iat.saturating_add(i64::try_from(ttl_secs).unwrap_or(i64::MAX));
+        if let Some(limit) = not_after {
+            if limit <= iat {
+                return Err(expired(iat, limit));
+            }
+            exp = exp.min(limit);
+        }
         claims.insert("iss".into(), Value::from(self.issuer.as_str()));
         claims.insert("iat".into(), Value::from(iat));
         claims.insert("exp".into(), Value::from(exp));
@@ -543,9 +569,7 @@ impl Tokens {
         let now_secs = now.0.div_euclid(1000);
         if now_secs as f64 >= exp + LEEWAY_SECS as f64 {
             let exp = claims.get("exp").map(Value::to_string).unwrap_or_default();
-            return Err(ApiError::NotAuthorized(format!(
-                "Invalid login token. Token expired: {now_secs} >= {exp}"
-            )));
+            return Err(expired(now_secs, exp));
         }
         Ok(claims)
     }
@@ -741,6 +765,25 @@ mod tests {
         let (_, c) = parts(&t.issue(m, 900).unwrap());
         assert_eq!(c["iss"], ISS);
         assert_eq!(c["exp"].as_i64().unwrap(), c["iat"].as_i64().unwrap() + 900);
+    }
+
+    #[test]
+    fn issue_until_never_outlives_the_limit() {
+        let (_d, path) = fresh_db();
+        let t = open(&path);
+        let now = now_secs();
+        let (_, c) = parts(&t.issue_until(claims(), 600, Some(now + 60)).unwrap());
+        assert!(c["exp"].as_i64().unwrap() <= now + 60);
+        // A limit beyond the lifetime changes nothing.
+        let (_, c) = parts(&t.issue_until(claims(), 600, Some(now + 6000)).unwrap());
+        assert_eq!(c["exp"].as_i64().unwrap(), c["iat"].as_i64().unwrap() + 600);
+        // A limit already past issues nothing.
+        match t.issue_until(claims(), 600, Some(now - 1)) {
+            Err(ApiError::NotAuthorized(m)) => {
+                assert!(m.starts_with("Invalid login token. Token expired: "), "{m}")
+            }
+            other => panic!("expected NotAuthorized, got {other:?}"),
+        }
     }
 
     #[test]

@@ -37,7 +37,9 @@ pub struct Presented {
 }
 
 impl Presented {
-    /// Whether the caller presented a token of ours saying the identity is authenticated.
+    /// Whether the caller presented a token of ours saying the identity was authenticated when
+    /// it was issued. What the identity is *now* comes from its links, never from the token:
+    /// this only decides whether the token may stand for an identity that is authenticated.
     pub fn cognito_authenticated(&self) -> bool {
         self.cognito
             .as_ref()
@@ -47,6 +49,56 @@ impl Presented {
             .and_then(Value::as_str)
             == Some("authenticated")
     }
+
+    /// When a token of ours is the only proof presented (no public login besides), the time
+    /// (epoch seconds) nothing got with it may outlive: its `exp`. A public login verified in
+    /// the same call is fresh proof, so with one there is no such limit.
+    pub fn not_after(&self) -> Option<i64> {
+        if !self.logins.is_empty() {
+            return None;
+        }
+        let exp = self.cognito.as_ref()?.get("exp")?.as_f64()?;
+        // `verify` has refused tokens without a numeric `exp`; a fractional one rounds down.
+        Some(exp.floor() as i64)
+    }
+}
+
+/// An identity's links as they are now: what a token issued on the strength of a token of
+/// ours says about it (`amr`), rather than what the presented token said.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Links {
+    /// (provider, subject), by provider.
+    pub logins: Vec<(String, String)>,
+    /// Developer user ids, sorted.
+    pub developer_users: Vec<String>,
+}
+
+impl Links {
+    pub fn read(c: &Connection, identity: &str) -> Result<Links, ApiError> {
+        Ok(Links {
+            logins: sql::logins_of(c, identity)?,
+            developer_users: sql::developer_users_of(
+                c,
+                identity,
+                "",
+                MAX_LOGINS_PER_IDENTITY as usize,
+            )?,
+        })
+    }
+
+    /// Whether the identity is authenticated: it has at least one login or developer user.
+    pub fn authenticated(&self) -> bool {
+        !(self.logins.is_empty() && self.developer_users.is_empty())
+    }
+}
+
+/// What settling a presentation ends on.
+#[derive(Debug, Clone)]
+pub struct Settled {
+    /// The identity the caller ends on (the surviving one after a merge).
+    pub id: String,
+    /// Its links, read in the same transaction, when a token of ours was presented.
+    pub links: Option<Links>,
 }
 
 /// Loads an identity and its pool, and checks every login token presented for it.
@@ -113,12 +165,20 @@ pub fn settle(
     }
     let authenticated = sql::login_count(c, identity_id)? > 0;
     if p.logins.is_empty() {
-        if p.vouched || (p.cognito.is_some() && (p.cognito_authenticated() || !authenticated)) {
-            return Ok(Some(identity_id.to_string()));
-        }
         if authenticated {
+            // Only a developer backend, or a token of ours issued to the identity as
+            // authenticated, stands for an authenticated identity without a login; a guest
+            // token from before the identity signed in does not.
+            if p.vouched || p.cognito_authenticated() {
+                return Ok(Some(identity_id.to_string()));
+            }
             return Err(ApiError::identity_forbidden(identity_id));
         }
+        if p.vouched {
+            return Ok(Some(identity_id.to_string()));
+        }
+        // A guest, with or without a token of ours (whatever that token says): guest access,
+        // which the pool may have stopped allowing since the token was issued.
         if !pool.settings.allow_unauthenticated {
             return Err(ApiError::NotAuthorized(UNAUTH_NOT_SUPPORTED.to_string()));
         }
@@ -244,14 +304,31 @@ pub async fn settle_identity(
     pool: &Pool,
     identity_id: &str,
     p: &Presented,
-) -> Result<String, ApiError> {
-    if let Some(id) = app.store.read(|c| settle(c, pool, identity_id, p, true))? {
-        return Ok(id);
+) -> Result<Settled, ApiError> {
+    let read = app
+        .store
+        .read(|c| match settle(c, pool, identity_id, p, true)? {
+            Some(id) => settled(c, id, p).map(Some),
+            None => Ok(None),
+        })?;
+    if let Some(s) = read {
+        return Ok(s);
     }
     let pool = pool.clone();
     let identity_id = identity_id.to_string();
     let p = p.clone();
     app.store
-        .write(move |c| settle(c, &pool, &identity_id, &p, false)?.ok_or(ApiError::InternalError))
+        .write(move |c| {
+            let id = settle(c, &pool, &identity_id, &p, false)?.ok_or(ApiError::InternalError)?;
+            settled(c, id, &p)
+        })
         .await
+}
+
+fn settled(c: &Connection, id: String, p: &Presented) -> Result<Settled, ApiError> {
+    let links = match p.cognito {
+        Some(_) => Some(Links::read(c, &id)?),
+        None => None,
+    };
+    Ok(Settled { id, links })
 }

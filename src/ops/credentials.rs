@@ -8,13 +8,14 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::access::{self, LOGINS_DONT_MATCH};
+use super::access::{self, Links, LOGINS_DONT_MATCH};
 use super::openid::{amr, claims, OPENID_TOKEN_TTL};
 use super::roles;
 use crate::config::CredentialsSource;
 use crate::protocol::ApiError;
 use crate::store::identities as sql;
 use crate::times;
+use crate::tokens;
 use crate::App;
 
 /// Credentials minted or fetched for an identity live an hour, as on AWS.
@@ -45,15 +46,31 @@ pub struct Credentials {
 }
 
 /// GetCredentialsForIdentity.
+///
+/// With a token of ours as the only proof, the credentials carry no more than the token: the
+/// role is the one the identity has now (authenticated only while it still has a link), and
+/// their Expiration is no later than the token's `exp` (AWS would give them the usual hour).
+/// Through STS, whose shortest session is 15 minutes, the session asked for is the token's
+/// remaining life, kept within 15 minutes and an hour.
 pub async fn get_credentials_for_identity(
     app: &App,
     input: GetCredentialsInput,
 ) -> Result<Value, ApiError> {
     let (pool, identity, presented) =
         access::present(app, &input.identity_id, input.logins).await?;
-    let id = access::settle_identity(app, &pool, &identity.id, &presented).await?;
+    let not_after = presented.not_after();
+    let now = tokens::now_secs();
+    if let Some(limit) = not_after {
+        if limit <= now {
+            // Accepted within the clock-skew leeway only: nothing more is got with it.
+            return Err(tokens::expired(now, limit));
+        }
+    }
+    let settled = access::settle_identity(app, &pool, &identity.id, &presented).await?;
+    let id = settled.id.as_str();
     let loaded = roles::load_roles(app, &pool.id)?;
-    let through_ours = presented.logins.is_empty() && presented.cognito_authenticated();
+    let through_ours =
+        presented.logins.is_empty() && settled.links.as_ref().is_some_and(Links::authenticated);
     let role = roles::choose_role(
         &loaded,
         &pool,
@@ -61,17 +78,25 @@ pub async fn get_credentials_for_identity(
         through_ours,
         input.custom_role_arn.as_deref(),
     )?;
-    let creds = match app.config.credentials.source {
+    let mut creds = match app.config.credentials.source {
         CredentialsSource::Local => local_credentials(),
         CredentialsSource::Sts => {
             let tags = roles::principal_tags(app, &pool, &presented.logins)?;
-            let token = app.tokens.issue(
-                claims(&pool, &id, amr(&pool, &presented, None), &tags),
+            let amr = amr(&pool, &presented, None, settled.links.as_ref());
+            let token = app.tokens.issue_until(
+                claims(&pool, id, amr, &tags),
                 OPENID_TOKEN_TTL,
+                not_after,
             )?;
-            sts_credentials(app, &role, &token).await?
+            let duration = sts_duration(not_after.map(|limit| limit - now));
+            sts_credentials(app, &role, &token, duration).await?
         }
     };
+    if let Some(limit) = not_after {
+        // The Expiration clients refresh by is the token's, even where STS's 15-minute floor
+        // leaves its session a little longer.
+        creds.expiration = creds.expiration.min(limit.saturating_mul(1000));
+    }
     Ok(json!({
         "IdentityId": id,
         "Credentials": {
@@ -109,14 +134,31 @@ pub fn local_credentials() -> Credentials {
     }
 }
 
+/// STS's shortest session (AssumeRoleWithWebIdentity's DurationSeconds minimum).
+pub const STS_MIN_DURATION_SECS: i64 = 900;
+
+/// The DurationSeconds to ask STS for: an hour, or, when the credentials may not outlive a
+/// presented token, its remaining life, no shorter than STS allows.
+fn sts_duration(remaining: Option<i64>) -> i64 {
+    match remaining {
+        None => CREDENTIALS_TTL_SECS,
+        Some(r) => r.clamp(STS_MIN_DURATION_SECS, CREDENTIALS_TTL_SECS),
+    }
+}
+
 /// AssumeRoleWithWebIdentity on the configured STS endpoint with a token of ours.
-async fn sts_credentials(app: &App, role: &str, token: &str) -> Result<Credentials, ApiError> {
+async fn sts_credentials(
+    app: &App,
+    role: &str,
+    token: &str,
+    duration: i64,
+) -> Result<Credentials, ApiError> {
     let Some(endpoint) = app.config.credentials.sts_endpoint.as_deref() else {
         return Err(ApiError::InvalidIdentityPoolConfiguration(
             INVALID_CONFIG.to_string(),
         ));
     };
-    let duration = CREDENTIALS_TTL_SECS.to_string();
+    let duration = duration.to_string();
     let form = [
         ("Action", "AssumeRoleWithWebIdentity"),
         ("Version", "2011-06-15"),
@@ -247,6 +289,14 @@ mod tests {
         assert_eq!(c.secret_key.len(), 40);
         assert!(c.session_token.len() > 100);
         assert_ne!(local_credentials().access_key_id, c.access_key_id);
+    }
+
+    #[test]
+    fn sts_is_asked_for_no_more_than_a_presented_token_has_left() {
+        assert_eq!(sts_duration(None), 3600);
+        assert_eq!(sts_duration(Some(2000)), 2000);
+        assert_eq!(sts_duration(Some(7200)), 3600);
+        assert_eq!(sts_duration(Some(60)), STS_MIN_DURATION_SECS);
     }
 
     #[test]

@@ -112,7 +112,9 @@ pub fn cached_pool(app: &App, id: &str) -> Result<Arc<Pool>, ApiError> {
     Ok(pool)
 }
 
-fn require_pool(c: &Connection, pool_id: &str) -> Result<(), ApiError> {
+/// Inside a write: the pool still exists (a DeleteIdentityPool may have committed since it was
+/// read), or ResourceNotFoundException rather than a foreign-key failure.
+pub fn require_pool(c: &Connection, pool_id: &str) -> Result<(), ApiError> {
     match pools::get(c, pool_id)? {
         Some(_) => Ok(()),
         None => Err(ApiError::pool_not_found(pool_id)),

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::access::{self, Presented, LOGINS_DONT_MATCH};
-use super::logins::{self, Login};
+use super::access::{self, Links, Presented, LOGINS_DONT_MATCH};
+use super::identities::require_pool;
+use super::logins;
 use super::pools::{oidc_provider_host, owned_pool};
 use super::{decode_text_token, encode_text_token, new_id, roles, Caller};
 use crate::protocol::ApiError;
@@ -46,21 +47,42 @@ pub fn pool_arn(pool: &Pool) -> String {
 }
 
 /// The `amr` claim: `["unauthenticated"]`, or `["authenticated", <provider>, <provider login>, …]`.
-pub fn amr(pool: &Pool, p: &Presented, developer: Option<(&str, &str)>) -> Vec<Value> {
+///
+/// When a token of ours was presented (`links` is the identity's links as they are now), the
+/// claim is rebuilt from those links, never copied from the presented token: a login unlinked
+/// since, or a developer user removed since, is not carried over.
+pub fn amr(
+    pool: &Pool,
+    p: &Presented,
+    developer: Option<(&str, &str)>,
+    links: Option<&Links>,
+) -> Vec<Value> {
     let mut out = Vec::new();
+    if let Some(links) = links {
+        if let Some(name) = &pool.settings.developer_provider_name {
+            for user in &links.developer_users {
+                out.push(json!(name));
+                out.push(json!(format!("{name}:{}:{user}", pool.id)));
+            }
+        }
+        for (provider, subject) in &links.logins {
+            out.push(json!(provider));
+            out.push(json!(reference(pool, provider, subject)));
+        }
+        return finish_amr(out);
+    }
     if let Some((name, user)) = developer {
         out.push(json!(name));
         out.push(json!(format!("{name}:{}:{user}", pool.id)));
     }
     for l in &p.logins {
         out.push(json!(l.provider));
-        out.push(json!(login_reference(pool, l)));
+        out.push(json!(reference(pool, &l.provider, &l.subject)));
     }
-    if let Some(Value::Array(prior)) = p.cognito.as_ref().and_then(|c| c.get("amr")) {
-        if p.cognito_authenticated() {
-            out.extend(prior.iter().skip(1).cloned());
-        }
-    }
+    finish_amr(out)
+}
+
+fn finish_amr(mut out: Vec<Value>) -> Vec<Value> {
     if out.is_empty() {
         vec![json!("unauthenticated")]
     } else {
@@ -70,22 +92,22 @@ pub fn amr(pool: &Pool, p: &Presented, developer: Option<(&str, &str)>) -> Vec<V
 }
 
 /// The third `amr` element for a login, as AWS writes it per kind of provider.
-fn login_reference(pool: &Pool, l: &Login) -> String {
-    if l.provider.starts_with("cognito-idp.") {
-        return format!("{}:CognitoSignIn:{}", l.provider, l.subject);
+fn reference(pool: &Pool, provider: &str, subject: &str) -> String {
+    if provider.starts_with("cognito-idp.") {
+        return format!("{provider}:CognitoSignIn:{subject}");
     }
     if let Some(arn) = pool
         .settings
         .openid_connect_provider_arns
         .iter()
-        .find(|a| oidc_provider_host(a) == Some(l.provider.as_str()))
+        .find(|a| oidc_provider_host(a) == Some(provider))
     {
-        return format!("{arn}:OIDC:{}", l.subject);
+        return format!("{arn}:OIDC:{subject}");
     }
-    if l.provider.starts_with("arn:") {
-        return format!("{}:SAML:{}", l.provider, l.subject);
+    if provider.starts_with("arn:") {
+        return format!("{provider}:SAML:{subject}");
     }
-    format!("{}:{}", l.provider, l.subject)
+    format!("{provider}:{subject}")
 }
 
 /// The claims of a token for `identity_id`: sub, aud, amr, the pool ARN, and principal tags.
@@ -116,6 +138,10 @@ pub fn claims(
 
 /// GetOpenIdToken: links or merges as the presented logins require, then issues a ten-minute
 /// token for the identity the caller ends on.
+///
+/// Renewing a token of ours with nothing else (the `cognito-identity.amazonaws.com` login
+/// alone) yields a token that expires no later than the presented one: a developer token's
+/// TokenDuration, or any token's life, cannot be stretched by renewing it again and again.
 pub async fn get_open_id_token(app: &App, input: GetOpenIdTokenInput) -> Result<Value, ApiError> {
     let (pool, identity, presented) =
         access::present(app, &input.identity_id, input.logins).await?;
@@ -124,11 +150,14 @@ pub async fn get_open_id_token(app: &App, input: GetOpenIdTokenInput) -> Result<
             CLASSIC_FLOW_DISABLED.to_string(),
         ));
     }
-    let id = access::settle_identity(app, &pool, &identity.id, &presented).await?;
+    let settled = access::settle_identity(app, &pool, &identity.id, &presented).await?;
+    let id = settled.id;
     let tags = roles::principal_tags(app, &pool, &presented.logins)?;
-    let token = app.tokens.issue(
-        claims(&pool, &id, amr(&pool, &presented, None), &tags),
+    let amr = amr(&pool, &presented, None, settled.links.as_ref());
+    let token = app.tokens.issue_until(
+        claims(&pool, &id, amr, &tags),
         OPENID_TOKEN_TTL,
+        presented.not_after(),
     )?;
     Ok(json!({ "IdentityId": id, "Token": token }))
 }
@@ -191,6 +220,9 @@ pub async fn get_open_id_token_for_developer_identity(
         let presented = presented.clone();
         app.store
             .write(move |c| {
+                // The pool may have been deleted since it was read: a new identity or link
+                // in it would break its foreign key. Checked here, inside the writer.
+                require_pool(c, &pool.id)?;
                 let owner = sql::developer_owner(c, &pool.id, &user)?;
                 let target = match (wanted, owner) {
                     (Some(i), Some(o)) if i != o => {
@@ -235,7 +267,7 @@ pub async fn get_open_id_token_for_developer_identity(
         claims(
             &pool,
             &id,
-            amr(&pool, &presented, Some((&name, &user))),
+            amr(&pool, &presented, Some((&name, &user)), None),
             &tags,
         ),
         ttl,
