@@ -14,5 +14,6 @@ mod pools;
 mod protocol;
 mod providers;
 mod roles;
+mod slow_clients;
 mod tags;
 mod tokens;
