@@ -251,6 +251,7 @@ pub struct ServerConfig {
     pub request_timeout: u64,
     /// After the first seconds of a request (`request_timeout` or 5, whichever is less), its
     /// bytes must have arrived at least this fast on average (bytes per second); 0 turns it off.
+    /// A new connection's first request is judged from the moment it was accepted.
     pub min_request_rate: u64,
     /// A keep-alive connection with no request for this long is closed.
     pub idle_timeout: u64,
