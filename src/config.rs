@@ -32,6 +32,7 @@ pub struct Config {
     pub credentials: CredentialsConfig,
     pub seed: SeedConfig,
     pub backup: BackupConfig,
+    pub server: ServerConfig,
 }
 
 /// `[backup]`: scheduled backups of the SQLite database into a folder.
@@ -106,6 +107,7 @@ impl Default for Config {
             credentials: CredentialsConfig::default(),
             seed: SeedConfig::default(),
             backup: BackupConfig::default(),
+            server: ServerConfig::default(),
         }
     }
 }
@@ -328,6 +330,66 @@ impl Default for CredentialsConfig {
     }
 }
 
+/// `[server]`: connection limits and timeouts, so slow, stalled or idle clients cannot hold
+/// the server. Times are whole seconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// The longest a client may take to send one request, headers and body together.
+    pub request_timeout: u64,
+    /// After the first seconds of a request (`request_timeout` or 5, whichever is less), its
+    /// bytes must have arrived at least this fast on average (bytes per second); 0 turns it off.
+    /// A new connection's first request is judged from the moment it was accepted.
+    pub min_request_rate: u64,
+    /// A keep-alive connection with no request for this long is closed.
+    pub idle_timeout: u64,
+    /// Request body bytes held in memory at once, all connections together.
+    pub max_buffered_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_connections: 10_000,
+            request_timeout: 30,
+            min_request_rate: 256,
+            idle_timeout: 60,
+            max_buffered_body_bytes: 64 << 20,
+        }
+    }
+}
+
+impl ServerConfig {
+    fn check(&self) -> Result<(), String> {
+        if self.max_connections == 0 || self.request_timeout == 0 || self.idle_timeout == 0 {
+            return Err(
+                "server: max_connections, request_timeout and idle_timeout must be at least 1"
+                    .to_string(),
+            );
+        }
+        if self.max_connections > 1 << 24
+            || self.request_timeout > 86_400
+            || self.idle_timeout > 86_400
+        {
+            return Err(
+                "server: max_connections is at most 16777216, request_timeout and idle_timeout at most 86400 seconds"
+                    .to_string(),
+            );
+        }
+        if self.max_buffered_body_bytes < crate::service::MAX_BODY
+            || self.max_buffered_body_bytes > 1 << 40
+        {
+            return Err(format!(
+                "server: max_buffered_body_bytes must be at least {} (one request's largest body) and at most 2^40",
+                crate::service::MAX_BODY
+            ));
+        }
+        Ok(())
+    }
+}
+
 fn de_region<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let s = String::deserialize(d)?;
     let ok = !s.is_empty()
@@ -447,6 +509,7 @@ impl Config {
         {
             return Err("credentials: source = \"sts\" needs sts_endpoint".to_string());
         }
+        self.server.check()?;
         Ok(())
     }
 
@@ -575,6 +638,11 @@ mod tests {
         assert_eq!(c.admin.host, None);
         assert!(!c.security.allow_insecure_public);
         assert_eq!(c.credentials.source, CredentialsSource::Local);
+        assert_eq!(c.server.max_connections, 10_000);
+        assert_eq!(c.server.request_timeout, 30);
+        assert_eq!(c.server.min_request_rate, 256);
+        assert_eq!(c.server.idle_timeout, 60);
+        assert_eq!(c.server.max_buffered_body_bytes, 64 << 20);
     }
 
     #[test]
@@ -722,6 +790,11 @@ mod tests {
             "[providers.\"x.example\"]\nverify = \"oidc\"\nbogus = 1",
             "[providers.\"x.example\"]\nverify = \"introspect\"",
             "[credentials]\nsource = \"sts\"",
+            "[server]\nrequest_timeout = 0",
+            "[server]\nmax_connections = 0",
+            "[server]\nidle_timeout = -1",
+            "[server]\nmax_buffered_body_bytes = 1000",
+            "[server]\nslowloris = true",
             "[[admin.keys]]\naccess_key_id = \"A\"\nsecret_access_key = \"s\"\n[[admin.keys]]\naccess_key_id = \"A\"\nsecret_access_key = \"t\"",
         ] {
             assert!(Config::parse(bad, "t.toml").is_err(), "{bad} was accepted");

@@ -5,19 +5,26 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body as _, Incoming};
 use hyper::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::Value;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::protocol::{ApiError, Operation};
+use crate::server::ConnState;
 use crate::App;
 
 /// The largest request body accepted: ten 50,000-character tokens with room to spare.
 pub const MAX_BODY: usize = 1 << 20;
-/// How much of an oversized body is read and discarded so the client still gets its answer.
+/// How much of an oversized body is read and discarded (never kept) so the client still gets
+/// its answer; past it, or past the request's deadline, the connection is closed instead.
 const DRAIN_LIMIT: usize = 16 << 20;
+/// How much of the body of a request answered without it (an unknown operation, say) is read
+/// and discarded to keep the connection: any body a valid request could have. A larger one
+/// gets `Connection: close`.
+pub const DISCARD_LIMIT: usize = MAX_BODY;
 
 const JSON_TYPE: &str = "application/x-amz-json-1.1";
 const EXPOSE_HEADERS: &str = "x-amzn-RequestId,x-amzn-ErrorType,x-amzn-ErrorMessage,Date";
@@ -25,27 +32,48 @@ const ALLOW_HEADERS: &str = "content-type, x-amz-target, x-amz-user-agent, amz-s
      amz-sdk-request, authorization, x-amz-date, x-amz-security-token, x-amz-content-sha256";
 
 /// The hyper service: never fails, so a connection is never dropped for a request's sake.
+///
+/// Every response leaves the connection usable for the next request, or says
+/// `Connection: close`: a body not read by the time the answer is ready is read and discarded
+/// (up to [`DISCARD_LIMIT`], within the request's deadline) before answering.
 pub async fn handle(
     app: Arc<App>,
+    conn: Arc<ConnState>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    conn.request_started();
     let request_id = uuid::Uuid::new_v4().to_string();
-    let mut resp = if req.method() == Method::OPTIONS {
-        preflight(&req)
-    } else if let Some(r) = well_known(&app, &req) {
+    let (parts, body) = req.into_parts();
+    let mut body = ReqBody {
+        inner: body,
+        ended: false,
+        polled: false,
+    };
+    let mut resp = if parts.method == Method::OPTIONS {
+        preflight(&parts)
+    } else if let Some(r) = well_known(&app, &parts) {
         r
-    } else if let Some(r) = crate::health::respond(&app, req.method(), req.uri().path()).await {
+    } else if let Some(r) = crate::health::respond(&app, &parts.method, parts.uri.path()).await {
         r
     } else {
-        let (op, outcome) = route(&app, req).await;
+        let (op, outcome) = route(&app, &conn, &parts, &mut body).await;
         match outcome {
             Ok(body) => ok(body),
-            Err(e) => {
+            Err(Failure::Api(e)) => {
                 log_error(op, &e, &request_id);
                 error(&e)
             }
+            Err(Failure::Timeout) => {
+                let op = op.map(Operation::name).unwrap_or("-");
+                tracing::info!(op, request_id, "request not received in time");
+                timed_out(conn.limits().request_timeout_secs())
+            }
         }
     };
+    if !body.finish(&parts, &conn).await {
+        close(&mut resp);
+    }
+    conn.response_ready();
     let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         h.insert(HeaderName::from_static("x-amzn-requestid"), v);
@@ -61,13 +89,148 @@ pub async fn handle(
     Ok(resp)
 }
 
+fn close(r: &mut Response<Full<Bytes>>) {
+    r.headers_mut()
+        .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+}
+
+/// Why a request got no answer of its own.
+enum Failure {
+    /// An error the client is told about.
+    Api(ApiError),
+    /// The request did not arrive whole in time.
+    Timeout,
+}
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        Failure::Api(e)
+    }
+}
+
+/// `408 RequestTimeoutException`, AWS-shaped, closing the connection (its body is unread).
+fn timed_out(secs: u64) -> Response<Full<Bytes>> {
+    let message = format!(
+        "The request was not received in time: send it whole within {secs} seconds, without pauses."
+    );
+    let body = serde_json::json!({"__type": "RequestTimeoutException", "message": message});
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = StatusCode::REQUEST_TIMEOUT;
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(JSON_TYPE));
+    h.insert(
+        HeaderName::from_static("x-amzn-errortype"),
+        HeaderValue::from_static("RequestTimeoutException:"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&message) {
+        h.insert(HeaderName::from_static("x-amzn-errormessage"), v);
+    }
+    close(&mut r);
+    r
+}
+
+/// A request body and how far it has been read.
+struct ReqBody {
+    inner: Incoming,
+    /// Read to its end.
+    ended: bool,
+    /// Asked for data at least once (which sends `100 Continue` when the client expects it).
+    polled: bool,
+}
+
+/// The next piece of a body.
+enum Piece {
+    Data(Bytes),
+    End,
+    /// The request's deadline passed first.
+    Late,
+    /// The connection broke or the framing was wrong.
+    Broken,
+}
+
+impl ReqBody {
+    /// The next data frame, waiting no later than the request's deadline.
+    async fn next(&mut self, conn: &ConnState) -> Piece {
+        if self.ended {
+            return Piece::End;
+        }
+        self.polled = true;
+        loop {
+            let deadline = conn.deadline();
+            match tokio::time::timeout_at(deadline, self.inner.frame()).await {
+                // Bytes that arrived meanwhile (say, a chunk header) move the deadline on.
+                Err(_) if conn.deadline() > tokio::time::Instant::now() => continue,
+                Err(_) => return Piece::Late,
+                Ok(None) => {
+                    self.ended = true;
+                    return Piece::End;
+                }
+                Ok(Some(Err(_))) => return Piece::Broken,
+                Ok(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(d) if d.is_empty() => continue,
+                    Ok(d) => return Piece::Data(d),
+                    // Trailers carry nothing this service reads.
+                    Err(_) => continue,
+                },
+            }
+        }
+    }
+
+    /// Reads and drops up to `limit` bytes; true when the body ended within them, in time.
+    async fn discard(&mut self, limit: usize, conn: &ConnState) -> bool {
+        let mut seen = 0usize;
+        loop {
+            match self.next(conn).await {
+                Piece::Data(d) => {
+                    seen = seen.saturating_add(d.len());
+                    if seen > limit {
+                        return false;
+                    }
+                }
+                Piece::End => return true,
+                Piece::Late | Piece::Broken => return false,
+            }
+        }
+    }
+
+    /// Before answering: makes sure the connection can carry the next request, reading and
+    /// dropping a small unread body. False when it cannot (the answer must close it).
+    async fn finish(&mut self, parts: &http::request::Parts, conn: &ConnState) -> bool {
+        if self.ended || self.inner.is_end_stream() {
+            return true;
+        }
+        let expects_continue = parts
+            .headers
+            .get(hyper::header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        if !self.polled && expects_continue {
+            // The client waits for a go-ahead that will not come: it must not send the body.
+            return false;
+        }
+        if declared_length(parts).is_some_and(|n| n > DISCARD_LIMIT) {
+            return false;
+        }
+        let clean = self.discard(DISCARD_LIMIT, conn).await;
+        conn.body_read();
+        clean
+    }
+}
+
+fn declared_length(parts: &http::request::Parts) -> Option<usize> {
+    parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.parse::<usize>().ok())
+}
+
 /// `GET`/`HEAD` of the two OpenID documents verifiers fetch (discovery and JWKS, see `tokens`):
 /// public, cacheable JSON. `None` for every other request, which takes the awsJson path.
-fn well_known(app: &App, req: &Request<Incoming>) -> Option<Response<Full<Bytes>>> {
-    if req.method() != Method::GET && req.method() != Method::HEAD {
+fn well_known(app: &App, req: &http::request::Parts) -> Option<Response<Full<Bytes>>> {
+    if req.method != Method::GET && req.method != Method::HEAD {
         return None;
     }
-    let doc = match req.uri().path() {
+    let doc = match req.uri.path() {
         "/.well-known/openid-configuration" => app.tokens.discovery(),
         "/.well-known/jwks_uri" => app.tokens.jwks(),
         _ => return None,
@@ -100,27 +263,30 @@ fn log_error(op: Option<Operation>, e: &ApiError, request_id: &str) {
 
 async fn route(
     app: &App,
-    req: Request<Incoming>,
-) -> (Option<Operation>, Result<Vec<u8>, ApiError>) {
-    if req.method() != Method::POST || req.uri().path() != "/" {
+    conn: &ConnState,
+    req: &http::request::Parts,
+    body: &mut ReqBody,
+) -> (Option<Operation>, Result<Vec<u8>, Failure>) {
+    if req.method != Method::POST || req.uri.path() != "/" {
         return (
             None,
             Err(ApiError::UnknownOperation(format!(
                 "No operation at {} {}: Cognito Identity operations are POST / with an X-Amz-Target header.",
-                req.method(),
-                req.uri().path()
-            ))),
+                req.method,
+                req.uri.path()
+            ))
+            .into()),
         );
     }
-    let op = match target(&req) {
+    let op = match target(req) {
         Ok(op) => op,
-        Err(e) => return (None, Err(e)),
+        Err(e) => return (None, Err(e.into())),
     };
-    (Some(op), run(app, op, req).await)
+    (Some(op), run(app, conn, op, req, body).await)
 }
 
-fn target(req: &Request<Incoming>) -> Result<Operation, ApiError> {
-    let Some(raw) = req.headers().get("x-amz-target") else {
+fn target(req: &http::request::Parts) -> Result<Operation, ApiError> {
+    let Some(raw) = req.headers.get("x-amz-target") else {
         return Err(ApiError::UnknownOperation(
             "Missing X-Amz-Target header: it names the operation, e.g. AWSCognitoIdentityService.GetId."
                 .to_string(),
@@ -133,8 +299,8 @@ fn target(req: &Request<Incoming>) -> Result<Operation, ApiError> {
     })
 }
 
-fn check_content_type(req: &Request<Incoming>) -> Result<(), ApiError> {
-    let Some(v) = req.headers().get(CONTENT_TYPE) else {
+fn check_content_type(req: &http::request::Parts) -> Result<(), ApiError> {
+    let Some(v) = req.headers.get(CONTENT_TYPE) else {
         return Ok(());
     };
     let media = v
@@ -162,44 +328,85 @@ fn too_large() -> ApiError {
     ))
 }
 
-async fn read_body(body: Incoming, declared: Option<usize>) -> Result<Bytes, ApiError> {
-    if declared.is_some_and(|n| n > MAX_BODY) {
-        drain(body).await;
-        return Err(too_large());
+fn too_busy() -> ApiError {
+    ApiError::TooManyRequests(
+        "The server is holding as many request bodies as it may at once; retry shortly."
+            .to_string(),
+    )
+}
+
+/// A request body read whole, and its share of the bytes buffered server-wide.
+struct Buffered {
+    bytes: Bytes,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+/// Reads a body of at most [`MAX_BODY`] bytes by the request's deadline. Every byte kept counts
+/// against the server-wide `max_buffered_body_bytes`; an oversized body is read on and dropped
+/// (see [`DRAIN_LIMIT`]) so the client sees the 413.
+async fn read_body(body: &mut ReqBody, conn: &ConnState) -> Result<Buffered, Failure> {
+    let declared = body.inner.size_hint().exact();
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        body.discard(DRAIN_LIMIT, conn).await;
+        return Err(too_large().into());
     }
-    match Limited::new(body, MAX_BODY).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(too_large())
+    let mut buf: Vec<u8> = Vec::new();
+    let mut permit: Option<OwnedSemaphorePermit> = None;
+    loop {
+        let data = match body.next(conn).await {
+            Piece::Data(d) => d,
+            Piece::End => break,
+            Piece::Late => return Err(Failure::Timeout),
+            Piece::Broken => {
+                return Err(ApiError::Serialization(
+                    "The request body could not be read.".to_string(),
+                )
+                .into())
+            }
+        };
+        if buf.len().saturating_add(data.len()) > MAX_BODY {
+            drop(buf);
+            drop(permit);
+            body.discard(DRAIN_LIMIT, conn).await;
+            return Err(too_large().into());
         }
-        Err(_) => Err(ApiError::Serialization(
-            "The request body could not be read.".to_string(),
-        )),
+        let n = u32::try_from(data.len()).map_err(|_| too_large())?;
+        let Ok(more) = conn.buffered().clone().try_acquire_many_owned(n) else {
+            drop(buf);
+            drop(permit);
+            // Dropped unread, so the connection still carries the client's retry.
+            body.discard(DISCARD_LIMIT, conn).await;
+            return Err(too_busy().into());
+        };
+        match &mut permit {
+            Some(p) => p.merge(more),
+            None => permit = Some(more),
+        }
+        // No room is reserved for bytes not yet here: what is held follows what arrived.
+        buf.extend_from_slice(&data);
     }
+    conn.body_read();
+    Ok(Buffered {
+        bytes: Bytes::from(buf),
+        _permit: permit,
+    })
 }
 
-/// Reads and discards an oversized body, up to a bound, so the client sees the 413.
-async fn drain(body: Incoming) {
-    let _ = Limited::new(body, DRAIN_LIMIT).collect().await;
-}
-
-async fn run(app: &App, op: Operation, req: Request<Incoming>) -> Result<Vec<u8>, ApiError> {
-    check_content_type(&req)?;
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.parse::<usize>().ok());
-    let (parts, body) = req.into_parts();
-    let bytes = read_body(body, declared).await?;
-    let caller = app.keys.authorize(op, &parts, &bytes, &app.config.region)?;
+async fn run(
+    app: &App,
+    conn: &ConnState,
+    op: Operation,
+    parts: &http::request::Parts,
+    body: &mut ReqBody,
+) -> Result<Vec<u8>, Failure> {
+    check_content_type(parts)?;
+    let body = read_body(body, conn).await?;
+    let bytes = &body.bytes;
+    let caller = app.keys.authorize(op, parts, bytes, &app.config.region)?;
     let input: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Default::default())
     } else {
-        serde_json::from_slice(&bytes).map_err(|e| {
+        serde_json::from_slice(bytes).map_err(|e| {
             ApiError::Serialization(format!("The request body is not valid JSON: {e}."))
         })?
     };
@@ -207,7 +414,7 @@ async fn run(app: &App, op: Operation, req: Request<Incoming>) -> Result<Vec<u8>
     let out = crate::ops::dispatch(app, op, &caller, input).await?;
     serde_json::to_vec(&out).map_err(|e| {
         tracing::error!(error = %e, "could not encode a response");
-        ApiError::InternalError
+        ApiError::InternalError.into()
     })
 }
 
@@ -238,7 +445,7 @@ pub fn error(e: &ApiError) -> Response<Full<Bytes>> {
     r
 }
 
-fn preflight(req: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn preflight(req: &http::request::Parts) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::new()));
     let h = r.headers_mut();
     h.insert(
@@ -246,7 +453,7 @@ fn preflight(req: &Request<Incoming>) -> Response<Full<Bytes>> {
         HeaderValue::from_static("POST, GET, OPTIONS"),
     );
     let allow = req
-        .headers()
+        .headers
         .get("access-control-request-headers")
         .cloned()
         .unwrap_or_else(|| HeaderValue::from_static(ALLOW_HEADERS));

@@ -21,5 +21,6 @@ mod protocol;
 mod providers;
 mod roles;
 mod seed;
+mod slow_clients;
 mod tags;
 mod tokens;
