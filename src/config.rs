@@ -21,6 +21,10 @@ pub struct Config {
     /// The region this server serves: the prefix of every new pool and identity id.
     #[serde(deserialize_with = "de_region")]
     pub region: String,
+    /// More regions this server answers for, beside `region` (test environments serve every
+    /// region from one endpoint, as moto and LocalStack do).
+    #[serde(deserialize_with = "de_regions")]
+    pub regions: Vec<String>,
     /// Account that owns pools created by keys without their own `account_id`.
     #[serde(deserialize_with = "de_account")]
     pub account_id: String,
@@ -98,6 +102,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
             region: "us-east-1".to_string(),
+            regions: Vec::new(),
             account_id: "000000000000".to_string(),
             database: DatabaseConfig::default(),
             admin: AdminConfig::default(),
@@ -390,6 +395,25 @@ impl ServerConfig {
     }
 }
 
+fn de_regions<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let list = Vec::<String>::deserialize(d)?;
+    for r in &list {
+        if !is_region(r) {
+            return Err(de::Error::custom(format!(
+                "{r:?} is not a region: a region is lowercase letters, digits and '-', like \"us-east-1\""
+            )));
+        }
+    }
+    Ok(list)
+}
+
+fn is_region(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 32
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 fn de_region<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let s = String::deserialize(d)?;
     let ok = !s.is_empty()
@@ -517,6 +541,22 @@ impl Config {
     /// published development key, `trust` providers and `admin.allow_unsigned`, on a listen
     /// address that is not loopback — unless `[security] allow_insecure_public` says so. The
     /// error is one line naming every key to change.
+    /// Every region served: `region` first, then the others of `regions`.
+    pub fn served_regions(&self) -> Vec<String> {
+        let mut out = vec![self.region.clone()];
+        for r in &self.regions {
+            if !out.contains(r) {
+                out.push(r.clone());
+            }
+        }
+        out
+    }
+
+    /// Whether this server answers for `region`.
+    pub fn serves(&self, region: &str) -> bool {
+        self.region == region || self.regions.iter().any(|r| r == region)
+    }
+
     pub fn check_exposure(&self) -> Result<(), String> {
         let risks = self.exposure_risks();
         if risks.is_empty() || self.security.allow_insecure_public {

@@ -248,15 +248,15 @@ pub async fn apply(app: &App, path: &Path) -> Result<Applied, SeedError> {
 }
 
 async fn apply_pool(app: &App, p: &DeclaredPool) -> Result<Declared, ApiError> {
-    let region = app.config.region.as_str();
-    match p.id.split_once(':') {
-        Some((r, _)) if r == region => {}
+    let region = match p.id.split_once(':') {
+        Some((r, _)) if app.config.serves(r) => r.to_string(),
         _ => {
             return Err(ApiError::InvalidParameter(format!(
-                "the pool id must be '{region}:<uuid>': this server serves region {region}"
+                "the pool id must be '<region>:<uuid>' with a region this server serves ({})",
+                app.config.served_regions().join(", ")
             )))
         }
-    }
+    };
     let account = p
         .account
         .clone()
@@ -268,6 +268,7 @@ async fn apply_pool(app: &App, p: &DeclaredPool) -> Result<Declared, ApiError> {
     }
     let caller = Caller {
         account_id: account,
+        region,
     };
     let pool = p.pool_input();
     app.validator

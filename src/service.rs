@@ -402,7 +402,7 @@ async fn run(
     check_content_type(parts)?;
     let body = read_body(body, conn).await?;
     let bytes = &body.bytes;
-    let caller = app.keys.authorize(op, parts, bytes, &app.config.region)?;
+    let caller = app.keys.authorize(op, parts, bytes)?;
     let input: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Default::default())
     } else {

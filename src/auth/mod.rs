@@ -14,6 +14,8 @@ use crate::protocol::{ApiError, Operation};
 pub struct Keys {
     by_id: HashMap<String, (Secret, String)>,
     default_account: String,
+    /// Every region served, the default (`region`) first.
+    regions: Vec<String>,
     allow_unsigned: bool,
     /// `[admin] host`: the only host signed requests may be signed for.
     host: Option<String>,
@@ -40,6 +42,7 @@ impl Keys {
         Keys {
             by_id,
             default_account: config.account_id.clone(),
+            regions: config.served_regions(),
             allow_unsigned: config.admin.allow_unsigned,
             host: config.admin.host.clone(),
         }
@@ -56,11 +59,25 @@ impl Keys {
         op: Operation,
         parts: &http::request::Parts,
         body: &[u8],
-        region: &str,
     ) -> Result<Caller, ApiError> {
-        if op.is_public() || self.allow_unsigned {
+        let default_region = self.regions.first().cloned().unwrap_or_default();
+        if op.is_public() {
+            // Public operations take their region from the IdentityPoolId or IdentityId.
             return Ok(Caller {
                 account_id: self.default_account.clone(),
+                region: default_region,
+            });
+        }
+        if self.allow_unsigned {
+            // No signature is checked, but a scope that names a region still picks it.
+            let region = match sigv4::claimed_region(&parts.headers) {
+                Some(r) if self.serves(&r) => r,
+                Some(_) => return Err(ApiError::InvalidSignature(sigv4::WRONG_REGION.to_owned())),
+                None => default_region,
+            };
+            return Ok(Caller {
+                account_id: self.default_account.clone(),
+                region,
             });
         }
         let verified = sigv4::verify(
@@ -68,7 +85,7 @@ impl Keys {
             &parts.uri,
             &parts.headers,
             body,
-            region,
+            |r| self.serves(r),
             self.host.as_deref(),
             SystemTime::now(),
             |akid| self.by_id.get(akid).map(|(s, _)| s.expose()),
@@ -84,6 +101,11 @@ impl Keys {
             })?;
         Ok(Caller {
             account_id: account,
+            region: verified.region,
         })
+    }
+
+    fn serves(&self, region: &str) -> bool {
+        self.regions.iter().any(|r| r == region)
     }
 }

@@ -226,7 +226,7 @@ pub fn describe(app: &App, caller: &Caller, input: IdentityIdInput) -> Result<Va
         let identity =
             sql::get(c, &input.id)?.ok_or_else(|| ApiError::identity_not_found(&input.id))?;
         let pool = pools::get(c, &identity.pool_id)?
-            .filter(|p| p.account_id == caller.account_id)
+            .filter(|p| caller.owns(p))
             .ok_or_else(|| ApiError::identity_not_found(&input.id))?;
         description(
             c,
@@ -280,14 +280,14 @@ pub async fn delete_identities(
     caller: &Caller,
     input: DeleteIdentitiesInput,
 ) -> Result<Value, ApiError> {
-    let account = caller.account_id.clone();
+    let owner = caller.clone();
     app.store
         .write(move |c| {
             let mut unprocessed = Vec::new();
             for id in &input.ids {
                 let owned = match sql::get(c, id)? {
                     Some(identity) => {
-                        pools::get(c, &identity.pool_id)?.is_some_and(|p| p.account_id == account)
+                        pools::get(c, &identity.pool_id)?.is_some_and(|p| owner.owns(&p))
                     }
                     None => false,
                 };

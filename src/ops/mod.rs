@@ -18,10 +18,19 @@ use crate::protocol::{ApiError, Operation};
 use crate::store::StoreError;
 use crate::App;
 
-/// Who is calling an admin operation: the account its key acts for.
+/// Who is calling an admin operation: the account its key acts for, and the region its
+/// signature is scoped to. Pools are regional: a caller sees only its region's pools.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub account_id: String,
+    pub region: String,
+}
+
+impl Caller {
+    /// Whether this caller owns `pool`: its account, in its region.
+    pub fn owns(&self, pool: &crate::store::pools::Pool) -> bool {
+        pool.account_id == self.account_id && pool.region() == self.region
+    }
 }
 
 impl From<StoreError> for ApiError {

@@ -180,13 +180,14 @@ pub fn pool_json(pool: &Pool, tags: &BTreeMap<String, String>) -> Value {
 
 /// Reads a pool the caller's account owns; any other is "not found".
 pub fn owned_pool(app: &App, caller: &Caller, id: &str) -> Result<Pool, ApiError> {
-    app.store.read(|c| owned_pool_in(c, id, &caller.account_id))
+    app.store.read(|c| owned_pool_in(c, id, caller))
 }
 
-/// On a connection (inside a write, say): the pool `account` owns; any other is "not found".
-pub fn owned_pool_in(c: &Connection, id: &str, account: &str) -> Result<Pool, ApiError> {
+/// On a connection (inside a write, say): the pool `caller` owns — its account's, in its
+/// region; any other is "not found".
+pub fn owned_pool_in(c: &Connection, id: &str, caller: &Caller) -> Result<Pool, ApiError> {
     sql::get(c, id)?
-        .filter(|p| p.account_id == account)
+        .filter(|p| caller.owns(p))
         .ok_or_else(|| ApiError::pool_not_found(id))
 }
 
@@ -194,7 +195,7 @@ pub fn owned_pool_in(c: &Connection, id: &str, account: &str) -> Result<Pool, Ap
 pub async fn create(app: &App, caller: &Caller, input: PoolInput) -> Result<Value, ApiError> {
     let (settings, tags) = settings_from(input)?;
     let tags = tags.unwrap_or_default();
-    let id = new_id(&app.config.region);
+    let id = new_id(&caller.region);
     let account = caller.account_id.clone();
     app.store
         .write_additive(move |c| {
@@ -232,6 +233,7 @@ pub async fn declare(
     let (mut settings, tags) = settings_from(input)?;
     let tags = tags.unwrap_or_default();
     let account = caller.account_id.clone();
+    let owner = caller.clone();
     let id = id.to_string();
     let existing = app.store.read(|c| {
         let pool = sql::get(c, &id)?;
@@ -264,7 +266,7 @@ pub async fn declare(
             }
             app.store
                 .write(move |c| {
-                    owned_pool_in(c, &id, &account)?;
+                    owned_pool_in(c, &id, &owner)?;
                     sql::update(c, &id, &settings, times::now())?;
                     sql::set_tags(c, &id, &tags)?;
                     Ok(Declared::Updated)
@@ -305,10 +307,10 @@ pub fn describe(app: &App, caller: &Caller, input: PoolIdInput) -> Result<Value,
 pub async fn update(app: &App, caller: &Caller, input: PoolInput) -> Result<Value, ApiError> {
     let id = input.id.clone().unwrap_or_default();
     let (mut settings, tags) = settings_from(input)?;
-    let account = caller.account_id.clone();
+    let caller = caller.clone();
     app.store
         .write(move |c| {
-            let pool = owned_pool_in(c, &id, &account)?;
+            let pool = owned_pool_in(c, &id, &caller)?;
             match (
                 &pool.settings.developer_provider_name,
                 &settings.developer_provider_name,
@@ -337,10 +339,10 @@ pub async fn update(app: &App, caller: &Caller, input: PoolInput) -> Result<Valu
 
 /// DeleteIdentityPool: the pool, its identities, logins and tags.
 pub async fn delete(app: &App, caller: &Caller, input: PoolIdInput) -> Result<Value, ApiError> {
-    let account = caller.account_id.clone();
+    let caller = caller.clone();
     app.store
         .write(move |c| {
-            owned_pool_in(c, &input.id, &account)?;
+            owned_pool_in(c, &input.id, &caller)?;
             sql::delete(c, &input.id)?;
             Ok(json!({}))
         })
@@ -349,7 +351,7 @@ pub async fn delete(app: &App, caller: &Caller, input: PoolIdInput) -> Result<Va
 
 /// ListIdentityPools: the caller's account's pools in creation order.
 pub fn list(app: &App, caller: &Caller, input: ListInput) -> Result<Value, ApiError> {
-    let scope = format!("pools|{}", caller.account_id);
+    let scope = format!("pools|{}|{}", caller.account_id, caller.region);
     let after = match &input.next_token {
         Some(t) => decode_token(&scope, t)?,
         None => 0,
@@ -357,7 +359,7 @@ pub fn list(app: &App, caller: &Caller, input: ListInput) -> Result<Value, ApiEr
     let limit = input.max_results.clamp(1, 60) as usize;
     let mut rows = app
         .store
-        .read(|c| sql::list(c, &caller.account_id, after, limit))?;
+        .read(|c| sql::list(c, &caller.account_id, &caller.region, after, limit))?;
     let more = rows.len() > limit;
     rows.truncate(limit);
     let mut out = Map::new();

@@ -189,10 +189,10 @@ pub async fn set_identity_pool_roles(
         role_mappings: input.role_mappings.unwrap_or_default(),
     };
     let id = input.id;
-    let account = caller.account_id.clone();
+    let caller = caller.clone();
     app.store
         .write(move |c| {
-            let pool = owned_pool_in(c, &id, &account)?;
+            let pool = owned_pool_in(c, &id, &caller)?;
             check_roles(&pool, &roles)?;
             admin::set_roles(c, &id, &roles, times::now())?;
             Ok(json!({}))
@@ -249,10 +249,10 @@ pub async fn set_principal_tag_attribute_map(
         principal_tags: input.principal_tags.unwrap_or_default(),
     };
     let (id, provider) = (input.id, input.provider);
-    let account = caller.account_id.clone();
+    let caller = caller.clone();
     app.store
         .write(move |c| {
-            let pool = owned_pool_in(c, &id, &account)?;
+            let pool = owned_pool_in(c, &id, &caller)?;
             if !provider_configured(&pool, &provider) {
                 return Err(ApiError::InvalidParameter(format!(
                     "{provider} is not a configured identity provider of identity pool '{id}'."

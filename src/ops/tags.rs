@@ -82,7 +82,7 @@ pub fn parse_pool_arn(arn: &str) -> Option<PoolArn<'_>> {
 
 /// The pool an ARN names, if the caller's account owns it and the ARN's region and account are
 /// the pool's; every other case is "not found", as on AWS for another region or account.
-fn pool_of(c: &Connection, caller_account: &str, arn: &str) -> Result<Pool, ApiError> {
+fn pool_of(c: &Connection, caller: &Caller, arn: &str) -> Result<Pool, ApiError> {
     let parsed = parse_pool_arn(arn).ok_or_else(|| {
         ApiError::InvalidParameter(format!(
             "Invalid ResourceArn: '{arn}' is not an identity pool ARN \
@@ -90,11 +90,7 @@ fn pool_of(c: &Connection, caller_account: &str, arn: &str) -> Result<Pool, ApiE
         ))
     })?;
     sql::get(c, parsed.pool_id)?
-        .filter(|p| {
-            p.account_id == caller_account
-                && p.account_id == parsed.account
-                && p.region() == parsed.region
-        })
+        .filter(|p| caller.owns(p) && p.account_id == parsed.account && p.region() == parsed.region)
         .ok_or_else(|| ApiError::pool_not_found(parsed.pool_id))
 }
 
@@ -102,10 +98,10 @@ fn pool_of(c: &Connection, caller_account: &str, arn: &str) -> Result<Pool, ApiE
 /// total afterwards → InvalidParameterException, and nothing changes.
 pub async fn tag_resource(app: &App, caller: &Caller, input: Value) -> Result<Value, ApiError> {
     let input: TagInput = decode(input)?;
-    let account = caller.account_id.clone();
+    let caller = caller.clone();
     app.store
         .write(move |c| {
-            let pool = pool_of(c, &account, &input.arn)?;
+            let pool = pool_of(c, &caller, &input.arn)?;
             let mut all = sql::tags(c, &pool.id)?;
             all.extend(input.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
             check_tag_count(all.len())?;
@@ -118,10 +114,10 @@ pub async fn tag_resource(app: &App, caller: &Caller, input: Value) -> Result<Va
 /// UntagResource: removes the keys; keys the pool does not have are ignored.
 pub async fn untag_resource(app: &App, caller: &Caller, input: Value) -> Result<Value, ApiError> {
     let input: UntagInput = decode(input)?;
-    let account = caller.account_id.clone();
+    let caller = caller.clone();
     app.store
         .write(move |c| {
-            let pool = pool_of(c, &account, &input.arn)?;
+            let pool = pool_of(c, &caller, &input.arn)?;
             admin::remove_tags(c, &pool.id, &input.keys)?;
             Ok(json!({}))
         })
@@ -132,7 +128,7 @@ pub async fn untag_resource(app: &App, caller: &Caller, input: Value) -> Result<
 pub fn list_tags_for_resource(app: &App, caller: &Caller, input: Value) -> Result<Value, ApiError> {
     let input: ListInput = decode(input)?;
     let tags = app.store.read(|c| {
-        let pool = pool_of(c, &caller.account_id, &input.arn)?;
+        let pool = pool_of(c, caller, &input.arn)?;
         Ok::<_, ApiError>(sql::tags(c, &pool.id)?)
     })?;
     Ok(json!({ "Tags": tags }))

@@ -158,18 +158,22 @@ pub fn delete(c: &Connection, id: &str) -> Result<bool, StoreError> {
         > 0)
 }
 
-/// One page of an account's pools after `after_seq`, in creation order; `limit + 1` rows are
-/// read so the caller knows whether another page exists.
+/// One page of an account's pools in one region after `after_seq`, in creation order;
+/// `limit + 1` rows are read so the caller knows whether another page exists.
 pub fn list(
     c: &Connection,
     account: &str,
+    region: &str,
     after_seq: i64,
     limit: usize,
 ) -> Result<Vec<(i64, String, String)>, StoreError> {
+    // A pool's region is its id's prefix: `id >= 'r:' AND id < 'r;'` is exactly "starts with
+    // r:" (';' follows ':'), and keeps LIKE's wildcards out of it.
     let mut stmt = c.prepare_cached(
-        "SELECT seq, id, name FROM pools WHERE account_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        "SELECT seq, id, name FROM pools WHERE account_id = ?1 AND seq > ?2 \
+         AND id >= ?4 || ':' AND id < ?4 || ';' ORDER BY seq LIMIT ?3",
     )?;
-    let rows = stmt.query_map(params![account, after_seq, limit as i64 + 1], |r| {
+    let rows = stmt.query_map(params![account, after_seq, limit as i64 + 1, region], |r| {
         Ok((r.get(0)?, r.get(1)?, r.get(2)?))
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

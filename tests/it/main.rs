@@ -19,6 +19,7 @@ mod own_tokens;
 mod pools;
 mod protocol;
 mod providers;
+mod regions;
 mod roles;
 mod seed;
 mod slow_clients;

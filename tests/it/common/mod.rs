@@ -179,9 +179,14 @@ impl Drop for TestServer {
 }
 
 pub fn sdk_client(url: &str, akid: &str, secret: &str) -> Client {
+    sdk_client_in(url, akid, secret, "us-east-1")
+}
+
+/// The SDK signing for another region.
+pub fn sdk_client_in(url: &str, akid: &str, secret: &str, region: &str) -> Client {
     let conf = aws_sdk_cognitoidentity::Config::builder()
         .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
+        .region(Region::new(region.to_string()))
         .endpoint_url(url)
         .credentials_provider(Credentials::new(akid, secret, None, None, "idpool-tests"))
         .retry_config(aws_sdk_cognitoidentity::config::retry::RetryConfig::disabled())
