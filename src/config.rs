@@ -37,6 +37,23 @@ pub struct Config {
     pub seed: SeedConfig,
     pub backup: BackupConfig,
     pub server: ServerConfig,
+    pub log: LogConfig,
+}
+
+/// `[log]`: how log lines are written (to stderr; `RUST_LOG` picks the levels).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+}
+
+/// `text` for people, `json` (one object a line) for log collectors.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// `[backup]`: scheduled backups of the SQLite database into a folder.
@@ -113,6 +130,7 @@ impl Default for Config {
             seed: SeedConfig::default(),
             backup: BackupConfig::default(),
             server: ServerConfig::default(),
+            log: LogConfig::default(),
         }
     }
 }

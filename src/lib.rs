@@ -14,6 +14,7 @@
 //! - `times`: time as stored (readable text) and as sent (epoch seconds).
 //! - `tokens`: this server's OpenID tokens: signing keys, JWKS, discovery.
 //! - `verify`: checking provider login tokens (oidc, introspect, trust).
+//! - `metrics`: the Prometheus metrics served at `GET /metrics`.
 //! - `http_client`: the bounded outbound HTTP(S) client (JWKS, introspection, STS).
 
 // Unit tests may unwrap and panic; the library itself may not (see [lints] in Cargo.toml,
@@ -25,6 +26,7 @@ pub mod auth;
 pub mod config;
 pub mod health;
 pub mod http_client;
+pub mod metrics;
 pub mod ops;
 pub mod protocol;
 pub mod seed;

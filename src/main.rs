@@ -83,14 +83,6 @@ enum KeysAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
 
     let mut config = match &cli.config {
         Some(path) => match Config::load(path) {
@@ -111,6 +103,7 @@ fn main() -> ExitCode {
     if let Some(s) = cli.seed {
         config.seed.file = Some(s);
     }
+    init_logs(config.log.format);
     if let Some(Command::Keys {
         action: KeysAction::Rotate,
     }) = cli.command
@@ -184,6 +177,21 @@ fn rotate_keys(config: &Config) -> ExitCode {
             eprintln!("idpool: cannot rotate the signing key: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// Logs to stderr, as text or as one JSON object a line; `RUST_LOG` sets the levels.
+fn init_logs(format: idpool::config::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        idpool::config::LogFormat::Json => builder.json().init(),
+        idpool::config::LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
     }
 }
 

@@ -321,7 +321,9 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
         });
         let conn = builder.serve_connection(io, svc);
         let mut stop = stop_rx.clone();
+        let open = crate::metrics::connection();
         tokio::spawn(async move {
+            let _open = open;
             watch_connection(conn, &state, async move {
                 let _ = stop.changed().await;
             })

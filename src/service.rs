@@ -41,35 +41,80 @@ pub async fn handle(
     conn: Arc<ConnState>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    conn.request_started();
     let request_id = uuid::Uuid::new_v4().to_string();
+    // Every line logged for this request carries its id (and, for an admin call, the
+    // caller's account once its signature is checked).
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        account = tracing::field::Empty
+    );
+    tracing::Instrument::instrument(respond(app, conn, req, request_id), span).await
+}
+
+/// What the request was, for the access line and the metrics.
+struct Outcome {
+    op: &'static str,
+    outcome: &'static str,
+}
+
+async fn respond(
+    app: Arc<App>,
+    conn: Arc<ConnState>,
+    req: Request<Incoming>,
+    request_id: String,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let started = std::time::Instant::now();
+    conn.request_started();
     let (parts, body) = req.into_parts();
+    let mut seen = Outcome {
+        op: "-",
+        outcome: "ok",
+    };
     let mut body = ReqBody {
         inner: body,
         ended: false,
         polled: false,
     };
+    let mut api = false;
     let mut resp = if parts.method == Method::OPTIONS {
         preflight(&parts)
     } else if let Some(r) = well_known(&app, &parts) {
         r
     } else if let Some(r) = crate::health::respond(&app, &parts.method, parts.uri.path()).await {
         r
+    } else if parts.method == Method::GET && parts.uri.path() == "/metrics" {
+        metrics_page()
     } else {
+        api = true;
         let (op, outcome) = route(&app, &conn, &parts, &mut body).await;
+        seen.op = op.map(Operation::name).unwrap_or("-");
         match outcome {
             Ok(body) => ok(body),
             Err(Failure::Api(e)) => {
+                seen.outcome = e.type_name();
                 log_error(op, &e, &request_id);
                 error(&e)
             }
             Err(Failure::Timeout) => {
-                let op = op.map(Operation::name).unwrap_or("-");
-                tracing::info!(op, request_id, "request not received in time");
+                seen.outcome = "RequestTimeoutException";
+                tracing::info!(op = seen.op, request_id, "request not received in time");
                 timed_out(conn.limits().request_timeout_secs())
             }
         }
     };
+    if api {
+        let elapsed = started.elapsed();
+        crate::metrics::request(seen.op, seen.outcome, elapsed.as_secs_f64());
+        tracing::info!(
+            target: "idpool::access",
+            op = seen.op,
+            outcome = seen.outcome,
+            status = resp.status().as_u16(),
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            "request"
+        );
+    }
     if !body.finish(&parts, &conn).await {
         close(&mut resp);
     }
@@ -106,6 +151,17 @@ impl From<ApiError> for Failure {
     fn from(e: ApiError) -> Self {
         Failure::Api(e)
     }
+}
+
+/// `GET /metrics`: every metric in the Prometheus text format. Unsigned, like `/health`: it
+/// holds counts and timings, never an id, a token or a secret.
+fn metrics_page() -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(crate::metrics::render())));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
 }
 
 /// `408 RequestTimeoutException`, AWS-shaped, closing the connection (its body is unread).
@@ -403,6 +459,9 @@ async fn run(
     let body = read_body(body, conn).await?;
     let bytes = &body.bytes;
     let caller = app.keys.authorize(op, parts, bytes)?;
+    if !op.is_public() {
+        tracing::Span::current().record("account", caller.account_id.as_str());
+    }
     let input: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Default::default())
     } else {

@@ -128,7 +128,9 @@ fn known_owner(app: &App, pool: &str, logins: &[Login]) -> Result<Option<Arc<str
     let mut conn = None;
     for l in logins {
         let key = cache::login_key(pool, &l.provider, &l.subject);
-        let found = match cache.login(&key) {
+        let cached = cache.login(&key);
+        crate::metrics::cache(cached.is_some());
+        let found = match cached {
             Some(id) => id,
             None => {
                 let generation = cache.generation();

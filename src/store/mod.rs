@@ -406,7 +406,11 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        match run_batch(&conn, batch) {
+        let size = batch.len();
+        let started = std::time::Instant::now();
+        let outcome = run_batch(&conn, batch);
+        crate::metrics::commit(size, started.elapsed().as_secs_f64());
+        match outcome {
             Ok(()) => {
                 commits.fetch_add(1, Ordering::Relaxed);
                 if failing.since.take().is_some() {

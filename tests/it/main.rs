@@ -15,6 +15,7 @@ mod flows;
 mod fuzz;
 mod getid;
 mod health;
+mod observability;
 mod own_tokens;
 mod pools;
 mod protocol;

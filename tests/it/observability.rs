@@ -1,0 +1,165 @@
+//! `GET /metrics` moves as requests are answered, and the log has one access line per request,
+//! every line of a request carrying its id, admin lines the caller's account, never a token.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+
+use crate::common::*;
+
+/// The value of one series in a Prometheus text page (0 when absent).
+fn series(page: &str, name_and_labels: &str) -> f64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_outcomes_commits_and_cache_hits() {
+    let ts = TestServer::start().await;
+    let pool = create_pool(&ts.client(), "metrics").await;
+    let before = ts.raw_get("/metrics").await;
+    assert_eq!(before.status, 200);
+    assert!(before
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain"));
+    let before = String::from_utf8(before.body).unwrap();
+
+    let client = ts.client();
+    get_id(&client, &pool, &[("accounts.google.com", "mia")])
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        get_id(&client, &pool, &[("accounts.google.com", "mia")])
+            .await
+            .unwrap();
+    }
+    let refused = client
+        .describe_identity_pool()
+        .identity_pool_id("us-east-1:00000000-0000-4000-8000-000000000000")
+        .send()
+        .await;
+    assert!(refused.is_err());
+
+    let after = String::from_utf8(ts.raw_get("/metrics").await.body).unwrap();
+    let moved = |s: &str| series(&after, s) - series(&before, s);
+    // Other tests share the process's metrics, so each moved by at least what this one did.
+    assert!(moved(r#"idpool_requests_total{operation="GetId",outcome="ok"}"#) >= 4.0);
+    assert!(
+        moved(
+            r#"idpool_requests_total{operation="DescribeIdentityPool",outcome="ResourceNotFoundException"}"#
+        ) >= 1.0
+    );
+    assert!(moved(r#"idpool_request_duration_seconds_count{operation="GetId"}"#) >= 4.0);
+    assert!(moved("idpool_commit_batch_requests_count") >= 1.0);
+    assert!(moved("idpool_commit_duration_seconds_count") >= 1.0);
+    assert!(moved(r#"idpool_getid_cache_total{result="hit"}"#) >= 2.0);
+    assert!(after.contains("idpool_connections_open"));
+    assert!(!after.contains("mia"), "no user data in metrics");
+    ts.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_have_one_access_line_per_request_with_its_id_and_no_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("idpool.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[database]\npath = {:?}\n[admin]\nallow_unsigned = true\n[providers]\ndefault = \"trust\"\n[log]\nformat = \"json\"\n",
+            dir.path().join("logs.db")
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_idpool"))
+        .arg("--config")
+        .arg(&config)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    let client = sdk_client(&url, "ANY", "any");
+    let pool = client
+        .create_identity_pool()
+        .identity_pool_name("logs")
+        .allow_unauthenticated_identities(true)
+        .supported_login_providers("accounts.google.com", "x")
+        .send()
+        .await
+        .unwrap()
+        .identity_pool_id;
+    get_id(
+        &client,
+        &pool,
+        &[("accounts.google.com", "secret-login-token-xyz")],
+    )
+    .await
+    .unwrap();
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    child.wait().unwrap();
+    let log = log.join().unwrap();
+
+    assert!(
+        !log.contains("secret-login-token-xyz"),
+        "no token is logged"
+    );
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect();
+    let access: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["target"] == "idpool::access")
+        .collect();
+    assert_eq!(access.len(), 2, "one access line per request: {access:?}");
+    let create = access
+        .iter()
+        .find(|l| l["fields"]["op"] == "CreateIdentityPool")
+        .unwrap();
+    assert_eq!(create["fields"]["outcome"], "ok");
+    assert_eq!(create["fields"]["status"], 200);
+    assert_eq!(create["span"]["account"], "000000000000");
+    let get = access
+        .iter()
+        .find(|l| l["fields"]["op"] == "GetId")
+        .unwrap();
+    assert!(
+        get["span"]["account"].is_null(),
+        "public calls have no account"
+    );
+    // Every line logged inside a request carries its request id.
+    for l in &lines {
+        if l.get("span").is_some() {
+            assert!(
+                l["span"]["request_id"]
+                    .as_str()
+                    .is_some_and(|s| s.len() == 36),
+                "{l}"
+            );
+        }
+    }
+    assert!(access
+        .iter()
+        .all(|l| l["span"]["request_id"].as_str().is_some()));
+}
