@@ -221,7 +221,8 @@ pub async fn unlink_identity(app: &App, input: UnlinkInput) -> Result<Value, Api
             {
                 return Err(ApiError::NotAuthorized(LOGINS_DONT_MATCH.to_string()));
             }
-            for provider in &input.remove {
+            // Each provider once, however often it is named (at most 20: the validator).
+            for provider in input.remove.iter().collect::<std::collections::BTreeSet<_>>() {
                 sql::unlink(c, &id, provider)?;
             }
             let now = times::now();
