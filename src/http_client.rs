@@ -15,6 +15,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use crate::protocol::ApiError;
+
 /// Limits of one outbound call. `Default` is 5 s to connect, 10 s overall, 1 MiB of body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CallOptions {
@@ -250,6 +252,14 @@ pub fn is_valid_url(url: &str) -> bool {
     parse_url(url).is_ok()
 }
 
+/// What a client is told when an outside service (a login provider, STS) cannot be used: a
+/// fixed `ExternalServiceException` naming the service, nothing more. The detail (DNS, TCP,
+/// TLS, timeout, status) goes to the log, escaped, and never to the client.
+pub fn external_service_error(service: &str, detail: &dyn fmt::Display) -> ApiError {
+    tracing::warn!(service = ?service, error = ?detail.to_string(), "outside service unavailable");
+    ApiError::ExternalService(format!("{service} is unavailable. Try again later."))
+}
+
 /// The error and its causes, one line (hyper's own Display says only "client error (Connect)").
 fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
@@ -327,6 +337,21 @@ mod tests {
             "https://",
         ] {
             assert!(!is_valid_url(bad), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn clients_get_a_fixed_message_whatever_the_cause() {
+        let causes = [
+            HttpError::Connect("tcp connect error: Connection refused (os error 111)".into()),
+            HttpError::Tls("invalid peer certificate: UnknownIssuer".into()),
+            HttpError::Timeout(Duration::from_secs(10)),
+        ];
+        for cause in causes {
+            assert_eq!(
+                external_service_error("STS", &cause),
+                ApiError::ExternalService("STS is unavailable. Try again later.".into())
+            );
         }
     }
 
