@@ -90,7 +90,8 @@ fn log_error(op: Option<Operation>, e: &ApiError, request_id: &str) {
             op,
             request_id,
             error = e.type_name(),
-            message = e.message(),
+            // Debug-formatted: request values in messages are escaped, never raw newlines.
+            message = ?e.message(),
             "request refused"
         );
     }
