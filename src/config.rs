@@ -29,6 +29,7 @@ pub struct Config {
     pub tokens: TokensConfig,
     pub providers: ProvidersConfig,
     pub credentials: CredentialsConfig,
+    pub rate_limit: RateLimitConfig,
 }
 
 impl Default for Config {
@@ -42,6 +43,7 @@ impl Default for Config {
             tokens: TokensConfig::default(),
             providers: ProvidersConfig::default(),
             credentials: CredentialsConfig::default(),
+            rate_limit: RateLimitConfig::default(),
         }
     }
 }
@@ -235,6 +237,30 @@ impl Default for CredentialsConfig {
             source: CredentialsSource::Local,
             sts_endpoint: None,
         }
+    }
+}
+
+/// `[rate_limit]`: per client address limits on the public operations (see `rate_limit`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Requests per second one client address may send to GetId, GetOpenIdToken,
+    /// GetCredentialsForIdentity and UnlinkIdentity; 0 (the default) limits nothing.
+    #[serde(deserialize_with = "de_rate")]
+    pub public_per_second: f64,
+    /// Requests a client may send at once before the rate applies; 0 (the default): the rate,
+    /// at least 1.
+    pub public_burst: u32,
+}
+
+fn de_rate<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let r = f64::deserialize(d)?;
+    if r.is_finite() && r >= 0.0 {
+        Ok(r)
+    } else {
+        Err(de::Error::custom(
+            "a rate is a number of requests per second, 0 or more",
+        ))
     }
 }
 
@@ -433,6 +459,7 @@ mod tests {
             "[providers.\"x.example\"]\nverify = \"oidc\"\nbogus = 1",
             "[providers.\"x.example\"]\nverify = \"introspect\"",
             "[credentials]\nsource = \"sts\"",
+            "[rate_limit]\npublic_per_second = -1",
             "[[admin.keys]]\naccess_key_id = \"A\"\nsecret_access_key = \"s\"\n[[admin.keys]]\naccess_key_id = \"A\"\nsecret_access_key = \"t\"",
         ] {
             assert!(Config::parse(bad, "t.toml").is_err(), "{bad} was accepted");

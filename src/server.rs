@@ -40,9 +40,9 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
             },
             _ = &mut shutdown => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
-                Ok((s, _)) => s,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: wait, never give up serving.
                     tracing::warn!(error = %e, "accept failed");
@@ -54,7 +54,11 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
-        let svc = service_fn(move |req| crate::service::handle(app.clone(), req));
+        let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut()
+                .insert(crate::rate_limit::ClientAddr(peer.ip()));
+            crate::service::handle(app.clone(), req)
+        });
         let conn = builder.serve_connection(TokioIo::new(stream), svc);
         let watched = graceful.watch(conn);
         tokio::spawn(async move {

@@ -186,6 +186,7 @@ async fn drain(body: Incoming) {
 }
 
 async fn run(app: &App, op: Operation, req: Request<Incoming>) -> Result<Vec<u8>, ApiError> {
+    app.rate_limit.check(op, req.extensions())?;
     check_content_type(&req)?;
     let declared = req
         .headers()
