@@ -6,6 +6,7 @@ mod common;
 
 mod auth;
 mod binary;
+mod bounds;
 mod concurrency;
 mod flows;
 mod fuzz;
