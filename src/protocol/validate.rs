@@ -33,13 +33,14 @@ const SPACE_ITEMS: &str = r"\t\n\x0B\x0C\r\x20";
 /// and reported exactly as the model's own bounds are.
 /// - `LoginsList` (`LoginsToRemove`): the 20 logins an identity can hold.
 /// - `IdentityPoolTagsType` (`IdentityPoolTags`, `Tags`) and `IdentityPoolTagsListType`
-///   (`TagKeys`): the 50 tags a pool can carry.
+///   (`TagKeys`): 200, well past the 50 tags a pool can carry, so that more than 50 keeps its
+///   own answer (`InvalidParameterException`, from the operation).
 /// - `CognitoIdentityProviderList`, `OIDCProviderList`, `SAMLProviderList`: 50 providers of a
 ///   kind per pool.
 pub const EXTRA_MAX: &[(&str, i64)] = &[
     ("LoginsList", 20),
-    ("IdentityPoolTagsType", 50),
-    ("IdentityPoolTagsListType", 50),
+    ("IdentityPoolTagsType", 200),
+    ("IdentityPoolTagsListType", 200),
     ("CognitoIdentityProviderList", 50),
     ("OIDCProviderList", 50),
     ("SAMLProviderList", 50),
@@ -1054,18 +1055,22 @@ mod tests {
             "{m}"
         );
         let arn = format!("arn:aws:cognito-identity:us-east-1:1:identitypool/{POOL}");
-        let keys: Vec<String> = (0..51).map(|i| format!("k{i}")).collect();
+        let keys: Vec<String> = (0..201).map(|i| format!("k{i}")).collect();
         let m = validation(
             Operation::UntagResource,
             json!({"ResourceArn": arn, "TagKeys": keys}),
         );
-        assert!(m.ends_with("less than or equal to 50"), "{m}");
-        let tags: Map<String, Value> = (0..51).map(|i| (format!("k{i}"), json!("v"))).collect();
+        assert!(m.ends_with("less than or equal to 200"), "{m}");
+        let tags: Map<String, Value> = (0..201).map(|i| (format!("k{i}"), json!("v"))).collect();
         let m = validation(
             Operation::TagResource,
             json!({"ResourceArn": arn, "Tags": tags}),
         );
-        assert!(m.ends_with("less than or equal to 50"), "{m}");
+        assert!(m.ends_with("less than or equal to 200"), "{m}");
+        // 51 tags pass here: the operation refuses them as AWS does.
+        let tags: Map<String, Value> = (0..51).map(|i| (format!("k{i}"), json!("v"))).collect();
+        let ok = json!({"ResourceArn": arn, "Tags": tags});
+        assert_eq!(v().validate(Operation::TagResource, &ok), Ok(()));
     }
 
     #[test]
