@@ -18,8 +18,8 @@ const DEAD: &str = "dead.example.test";
 const AUTH_ROLE: &str = "arn:aws:iam::000000000000:role/authenticated";
 const UNAUTH_ROLE: &str = "arn:aws:iam::000000000000:role/guest";
 
-/// An introspection endpoint that takes `delay` per call and says every token is inactive;
-/// it counts calls and the most it served at once.
+/// An endpoint that takes `delay` per call and answers `body` (by default: every token is
+/// inactive); it counts calls and the most it served at once.
 struct SlowIntrospection {
     url: String,
     hits: Arc<AtomicUsize>,
@@ -27,6 +27,10 @@ struct SlowIntrospection {
 }
 
 async fn slow_introspection(delay: Duration) -> SlowIntrospection {
+    slow_endpoint(delay, r#"{"active":false}"#).await
+}
+
+async fn slow_endpoint(delay: Duration, body: &'static str) -> SlowIntrospection {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/introspect", listener.local_addr().unwrap());
     let hits = Arc::new(AtomicUsize::new(0));
@@ -62,7 +66,6 @@ async fn slow_introspection(delay: Duration) -> SlowIntrospection {
                 m.fetch_max(current, Ordering::SeqCst);
                 tokio::time::sleep(delay).await;
                 now.fetch_sub(1, Ordering::SeqCst);
-                let body = r#"{"active":false}"#;
                 let resp = format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
@@ -164,6 +167,42 @@ async fn introspection_calls_to_one_provider_are_bounded_in_concurrency() {
     // The bound is 8 calls per provider at once (`introspect::MAX_IN_FLIGHT`).
     let max = double.max_in_flight.load(Ordering::SeqCst);
     assert!((1..=8).contains(&max), "{max} calls at once");
+}
+
+const STS_ANSWER: &str = "<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>ASIASTSDOUBLE0000001</AccessKeyId><SecretAccessKey>s</SecretAccessKey><SessionToken>t</SessionToken><Expiration>2030-01-01T00:00:00Z</Expiration></Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sts_calls_are_bounded_in_concurrency() {
+    let sts = slow_endpoint(Duration::from_millis(200), STS_ANSWER).await;
+    let url = sts.url.clone();
+    let ts = TestServer::start_with(move |c| {
+        c.credentials.source = CredentialsSource::Sts;
+        c.credentials.sts_endpoint = Some(url);
+    })
+    .await;
+    let c = ts.client();
+    let pool = create_pool(&c, "sts-slow").await;
+    c.set_identity_pool_roles()
+        .identity_pool_id(&pool)
+        .roles("authenticated", AUTH_ROLE)
+        .roles("unauthenticated", UNAUTH_ROLE)
+        .send()
+        .await
+        .unwrap();
+    let guest = get_id(&c, &pool, &[]).await.unwrap();
+    let ts = Arc::new(ts);
+    let calls = (0..32).map(|_| {
+        let (ts, body) = (ts.clone(), json!({"IdentityId": guest}).to_string());
+        tokio::spawn(async move { ts.call("GetCredentialsForIdentity", &body).await })
+    });
+    for call in calls.collect::<Vec<_>>() {
+        let r = call.await.unwrap();
+        assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+    }
+    assert_eq!(sts.hits.load(Ordering::SeqCst), 32);
+    // At most 16 calls to one host at once (`http_client::MAX_PER_HOST`).
+    let max = sts.max_in_flight.load(Ordering::SeqCst);
+    assert!((1..=16).contains(&max), "{max} calls at once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
