@@ -2,9 +2,9 @@
 //! (RFC 7662), with a short cache of answers keyed by the token's SHA-256 (never the token).
 //!
 //! Bounded outbound work: at most [`MAX_IN_FLIGHT`] calls to one endpoint at a time, one call
-//! at a time for one token (callers presenting the same token wait for its answer), and
-//! inactive answers are remembered for [`NEGATIVE_TTL`], so a flood of one bad token costs
-//! one call.
+//! at a time for one token (callers presenting the same token wait for its answer), inactive
+//! answers are remembered for [`NEGATIVE_TTL`] and failed calls for [`FAILURE_TTL`], so a flood
+//! of one bad token costs one call.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,6 +25,10 @@ pub const CACHE_TTL: Duration = Duration::from_secs(60);
 /// refused (rare: tokens are active when issued) is accepted this much later.
 pub const NEGATIVE_TTL: Duration = Duration::from_secs(10);
 
+/// How long a failed call (endpoint down, slow, or answering garbage) is answered again for
+/// the same token instead of calling once more.
+pub const FAILURE_TTL: Duration = Duration::from_secs(2);
+
 /// Cached answers at most, of each kind; beyond that expired ones are dropped, then all of
 /// that kind (a flood of bad tokens never evicts the good answers).
 const CACHE_MAX: usize = 10_000;
@@ -40,8 +44,8 @@ pub const QUEUE_WAIT: Duration = Duration::from_secs(10);
 pub struct Introspector {
     url: String,
     cache: Mutex<HashMap<[u8; 32], Cached>>,
-    /// Token hashes the endpoint said are not active, until when.
-    refused: Mutex<HashMap<[u8; 32], Instant>>,
+    /// Token hashes the endpoint said are not active, or could not answer for.
+    refused: Mutex<HashMap<[u8; 32], Failed>>,
     /// One lock per token hash being introspected: the second caller waits for the first.
     pending: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
     slots: Semaphore,
@@ -51,6 +55,13 @@ pub struct Introspector {
 struct Cached {
     claims: Arc<Map<String, Value>>,
     until: Instant,
+}
+
+/// A remembered failure of one token: not active (`unreachable: None`), or the endpoint's.
+#[derive(Debug, Clone)]
+struct Failed {
+    until: Instant,
+    unreachable: Option<String>,
 }
 
 /// Why introspection gave no answer: the endpoint is down, slow, or speaks something else.
@@ -76,30 +87,38 @@ impl Introspector {
     pub async fn introspect(&self, http: &HttpClient, token: &str) -> Answer {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Some(hit) = self.known(&key) {
-            return Ok(hit);
+            return hit;
         }
         let lock = self.pending_lock(key);
         let answer = {
             let _one_at_a_time = lock.lock().await;
             match self.known(&key) {
-                Some(hit) => Ok(hit),
-                None => self.call(http, token, key).await,
+                Some(hit) => hit,
+                None => {
+                    let answer = self.call(http, token, key).await;
+                    if let Err(Unreachable(why)) = &answer {
+                        self.remember_failure(key, Some(why.clone()));
+                    }
+                    answer
+                }
             }
         };
         self.done(key, &lock);
         answer
     }
 
-    /// A cached answer: active claims, or the refusal of a token known to be inactive.
-    fn known(&self, key: &[u8; 32]) -> Option<Result<Arc<Map<String, Value>>, Refusal>> {
+    /// A cached answer: active claims, the refusal of a token known to be inactive, or the
+    /// endpoint's recent failure for this token.
+    fn known(&self, key: &[u8; 32]) -> Option<Answer> {
         if let Some(hit) = self.cached(key) {
-            return Some(Ok(hit));
+            return Some(Ok(Ok(hit)));
         }
         let refused = self.refused.lock().ok()?;
-        refused
-            .get(key)
-            .filter(|until| Instant::now() < **until)
-            .map(|_| Err(Refusal::NotActive))
+        let failed = refused.get(key).filter(|f| Instant::now() < f.until)?;
+        Some(match &failed.unreachable {
+            None => Ok(Err(Refusal::NotActive)),
+            Some(why) => Err(Unreachable(why.clone())),
+        })
     }
 
     fn pending_lock(&self, key: [u8; 32]) -> Arc<tokio::sync::Mutex<()>> {
@@ -148,7 +167,7 @@ impl Introspector {
             }
         };
         if claims.get("active") != Some(&Value::Bool(true)) {
-            self.remember_refusal(key);
+            self.remember_failure(key, None);
             return Ok(Err(Refusal::NotActive));
         }
         let claims = Arc::new(claims);
@@ -164,18 +183,29 @@ impl Introspector {
             .map(|c| c.claims.clone())
     }
 
-    fn remember_refusal(&self, key: [u8; 32]) {
+    fn remember_failure(&self, key: [u8; 32], unreachable: Option<String>) {
         let Ok(mut refused) = self.refused.lock() else {
             return;
         };
         let now = Instant::now();
         if refused.len() >= CACHE_MAX {
-            refused.retain(|_, until| now < *until);
+            refused.retain(|_, f| now < f.until);
             if refused.len() >= CACHE_MAX {
                 refused.clear();
             }
         }
-        refused.insert(key, now + NEGATIVE_TTL);
+        let ttl = if unreachable.is_some() {
+            FAILURE_TTL
+        } else {
+            NEGATIVE_TTL
+        };
+        refused.insert(
+            key,
+            Failed {
+                until: now + ttl,
+                unreachable,
+            },
+        );
     }
 
     fn remember(&self, key: [u8; 32], claims: &Arc<Map<String, Value>>) {
@@ -286,16 +316,20 @@ mod tests {
         let good: [u8; 32] = Sha256::digest(b"good").into();
         i.remember(good, &Arc::new(obj(json!({"active": true, "sub": "u"}))));
         for n in 0..(CACHE_MAX + 5) {
-            i.remember_refusal(Sha256::digest(n.to_string().as_bytes()).into());
+            i.remember_failure(Sha256::digest(n.to_string().as_bytes()).into(), None);
         }
         let bad: [u8; 32] = Sha256::digest(b"3").into();
         assert_eq!(i.known(&bad), None, "the full refusal table was cleared");
         let last: [u8; 32] = Sha256::digest((CACHE_MAX + 4).to_string().as_bytes()).into();
-        assert_eq!(i.known(&last), Some(Err(Refusal::NotActive)));
+        assert_eq!(i.known(&last), Some(Ok(Err(Refusal::NotActive))));
         assert!(i.refused.lock().unwrap().len() <= CACHE_MAX);
         assert!(
-            matches!(i.known(&good), Some(Ok(_))),
+            matches!(i.known(&good), Some(Ok(Ok(_)))),
             "answers survive a refusal flood"
         );
+        // An endpoint failure is remembered too, briefly.
+        let down: [u8; 32] = Sha256::digest(b"down").into();
+        i.remember_failure(down, Some("HTTP 503".into()));
+        assert_eq!(i.known(&down), Some(Err(Unreachable("HTTP 503".into()))));
     }
 }
