@@ -38,6 +38,7 @@ pub struct Config {
     pub backup: BackupConfig,
     pub server: ServerConfig,
     pub log: LogConfig,
+    pub rate_limit: RateLimitConfig,
 }
 
 /// `[log]`: how log lines are written (to stderr; `RUST_LOG` picks the levels).
@@ -131,6 +132,7 @@ impl Default for Config {
             backup: BackupConfig::default(),
             server: ServerConfig::default(),
             log: LogConfig::default(),
+            rate_limit: RateLimitConfig::default(),
         }
     }
 }
@@ -430,6 +432,30 @@ fn is_region(s: &str) -> bool {
         && s.len() <= 32
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// `[rate_limit]`: per client address limits on the public operations (see `rate_limit`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Requests per second one client address may send to GetId, GetOpenIdToken,
+    /// GetCredentialsForIdentity and UnlinkIdentity; 0 (the default) limits nothing.
+    #[serde(deserialize_with = "de_rate")]
+    pub public_per_second: f64,
+    /// Requests a client may send at once before the rate applies; 0 (the default): the rate,
+    /// at least 1.
+    pub public_burst: u32,
+}
+
+fn de_rate<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let r = f64::deserialize(d)?;
+    if r.is_finite() && r >= 0.0 {
+        Ok(r)
+    } else {
+        Err(de::Error::custom(
+            "a rate is a number of requests per second, 0 or more",
+        ))
+    }
 }
 
 fn de_region<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -853,6 +879,7 @@ mod tests {
             "[server]\nidle_timeout = -1",
             "[server]\nmax_buffered_body_bytes = 1000",
             "[server]\nslowloris = true",
+            "[rate_limit]\npublic_per_second = -1",
             "[[admin.keys]]\naccess_key_id = \"A\"\nsecret_access_key = \"s\"\n[[admin.keys]]\naccess_key_id = \"A\"\nsecret_access_key = \"t\"",
         ] {
             assert!(Config::parse(bad, "t.toml").is_err(), "{bad} was accepted");

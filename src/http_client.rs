@@ -1,11 +1,13 @@
 //! The one outbound HTTP(S) client: JWKS and discovery fetches, token introspection, STS.
 //!
-//! Every outbound call is bounded: a connect timeout, an overall timeout (headers and body), a
-//! response-size cap, and no redirects (a 3xx comes back to the caller as a status). Errors say
-//! what went wrong and where, never what was sent: request bodies carry tokens.
+//! Every outbound call is bounded: a connect timeout, an overall timeout (headers and body, and
+//! any wait for a free slot), a response-size cap, at most [`MAX_PER_HOST`] calls to one host at
+//! once, and no redirects (a 3xx comes back to the caller as a status). Errors say what went
+//! wrong and where, never what was sent: request bodies carry tokens.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,6 +16,8 @@ use hyper_rustls::{ConfigBuilderExt, HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+
+use crate::protocol::ApiError;
 
 /// Limits of one outbound call. `Default` is 5 s to connect, 10 s overall, 1 MiB of body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +75,12 @@ impl std::error::Error for HttpError {}
 
 type Inner = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
+/// Calls to one host (scheme, host and port) at once, whichever provider or STS it serves; more
+/// wait for a slot within their overall timeout.
+pub const MAX_PER_HOST: usize = 16;
+
+type Slots = Arc<Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>>;
+
 /// A shared, pooled HTTP/1.1 client for http and https URLs (Mozilla's roots via webpki-roots).
 /// Cheap to clone: clones share the connection pool.
 #[derive(Clone)]
@@ -78,6 +88,8 @@ pub struct HttpClient {
     inner: Inner,
     tls: Arc<rustls::ClientConfig>,
     defaults: CallOptions,
+    /// One semaphore per host called (hosts come from the configuration and discovery).
+    slots: Slots,
 }
 
 impl fmt::Debug for HttpClient {
@@ -109,6 +121,7 @@ impl HttpClient {
             inner: build(&tls, defaults.connect_timeout),
             tls,
             defaults,
+            slots: Slots::default(),
         })
     }
 
@@ -180,7 +193,11 @@ impl HttpClient {
             build(&self.tls, opts.connect_timeout)
         };
         let max = opts.max_body;
+        let slots = self.host_slots(req.uri());
         let exchange = async move {
+            let _slot = slots.acquire_owned().await.map_err(|_| {
+                HttpError::Transport("the outbound call slots are closed".to_string())
+            })?;
             let resp = client.request(req).await.map_err(|e| {
                 if e.is_connect() {
                     HttpError::Connect(chain(&e))
@@ -216,6 +233,25 @@ impl HttpClient {
     }
 }
 
+impl HttpClient {
+    fn host_slots(&self, uri: &http::Uri) -> Arc<tokio::sync::Semaphore> {
+        let host = format!(
+            "{}://{}",
+            uri.scheme_str().unwrap_or(""),
+            uri.authority().map(|a| a.as_str()).unwrap_or("")
+        );
+        let fresh = || Arc::new(tokio::sync::Semaphore::new(MAX_PER_HOST));
+        match self.slots.lock() {
+            Ok(mut m) => m.entry(host).or_insert_with(fresh).clone(),
+            Err(poisoned) => poisoned
+                .into_inner()
+                .entry(host)
+                .or_insert_with(fresh)
+                .clone(),
+        }
+    }
+}
+
 fn build(tls: &Arc<rustls::ClientConfig>, connect_timeout: Duration) -> Inner {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
@@ -248,6 +284,14 @@ fn parse_url(url: &str) -> Result<http::Uri, HttpError> {
 /// Whether `url` is an absolute http(s) URL this client can call.
 pub fn is_valid_url(url: &str) -> bool {
     parse_url(url).is_ok()
+}
+
+/// What a client is told when an outside service (a login provider, STS) cannot be used: a
+/// fixed `ExternalServiceException` naming the service, nothing more. The detail (DNS, TCP,
+/// TLS, timeout, status) goes to the log, escaped, and never to the client.
+pub fn external_service_error(service: &str, detail: &dyn fmt::Display) -> ApiError {
+    tracing::warn!(service = ?service, error = ?detail.to_string(), "outside service unavailable");
+    ApiError::ExternalService(format!("{service} is unavailable. Try again later."))
 }
 
 /// The error and its causes, one line (hyper's own Display says only "client error (Connect)").
@@ -327,6 +371,21 @@ mod tests {
             "https://",
         ] {
             assert!(!is_valid_url(bad), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn clients_get_a_fixed_message_whatever_the_cause() {
+        let causes = [
+            HttpError::Connect("tcp connect error: Connection refused (os error 111)".into()),
+            HttpError::Tls("invalid peer certificate: UnknownIssuer".into()),
+            HttpError::Timeout(Duration::from_secs(10)),
+        ];
+        for cause in causes {
+            assert_eq!(
+                external_service_error("STS", &cause),
+                ApiError::ExternalService("STS is unavailable. Try again later.".into())
+            );
         }
     }
 

@@ -16,6 +16,7 @@
 //! - `verify`: checking provider login tokens (oidc, introspect, trust).
 //! - `metrics`: the Prometheus metrics served at `GET /metrics`.
 //! - `http_client`: the bounded outbound HTTP(S) client (JWKS, introspection, STS).
+//! - `rate_limit`: optional per-client limits on the public operations.
 
 // Unit tests may unwrap and panic; the library itself may not (see [lints] in Cargo.toml,
 // checked on the non-test build by `cargo clippy --all-targets`).
@@ -29,6 +30,7 @@ pub mod http_client;
 pub mod metrics;
 pub mod ops;
 pub mod protocol;
+pub mod rate_limit;
 pub mod seed;
 pub mod server;
 pub mod service;
@@ -56,6 +58,8 @@ pub struct App {
     pub verifier: verify::Verifier,
     /// Outbound HTTP(S) for STS.
     pub http: http_client::HttpClient,
+    /// `[rate_limit]` on the public operations.
+    pub rate_limit: rate_limit::RateLimiter,
 }
 
 /// Why the server could not start.
@@ -95,7 +99,9 @@ impl App {
         let tokens = tokens::Tokens::open(&config.database.path, config.issuer())?;
         let verifier = verify::Verifier::new(&config).map_err(StartError::Config)?;
         let http = http_client::HttpClient::new().map_err(|e| StartError::Config(e.to_string()))?;
+        let rate_limit = rate_limit::RateLimiter::new(&config.rate_limit);
         Ok(App {
+            rate_limit,
             config,
             store,
             validator,

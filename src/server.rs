@@ -297,9 +297,9 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
             },
             _ = &mut shutdown => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
-                Ok((s, _)) => s,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: wait, never give up serving.
                     tracing::warn!(error = %e, "accept failed");
@@ -313,8 +313,11 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
         let state = Arc::new(ConnState::new(limits.clone()));
         let app = app.clone();
         let svc_state = state.clone();
-        let svc =
-            service_fn(move |req| crate::service::handle(app.clone(), svc_state.clone(), req));
+        let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut()
+                .insert(crate::rate_limit::ClientAddr(peer.ip()));
+            crate::service::handle(app.clone(), svc_state.clone(), req)
+        });
         let io = TokioIo::new(Watched {
             io: stream,
             state: state.clone(),

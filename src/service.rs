@@ -302,16 +302,20 @@ fn well_known(app: &App, req: &http::request::Parts) -> Option<Response<Full<Byt
     Some(r)
 }
 
+/// The detail of a failed request, beside its access line (which names the outcome): a 5xx
+/// at error, a refusal's message at debug (`RUST_LOG=idpool=debug`), so hostile traffic does
+/// not fill the log with one long line per refusal.
 fn log_error(op: Option<Operation>, e: &ApiError, request_id: &str) {
     let op = op.map(Operation::name).unwrap_or("-");
     if e.status() >= 500 {
         tracing::error!(op, request_id, error = e.type_name(), "request failed");
     } else {
-        tracing::info!(
+        tracing::debug!(
             op,
             request_id,
             error = e.type_name(),
-            message = e.message(),
+            // Debug-formatted: request values in messages are escaped, never raw newlines.
+            message = ?e.message(),
             "request refused"
         );
     }
@@ -455,6 +459,7 @@ async fn run(
     parts: &http::request::Parts,
     body: &mut ReqBody,
 ) -> Result<Vec<u8>, Failure> {
+    app.rate_limit.check(op, &parts.extensions)?;
     check_content_type(parts)?;
     let body = read_body(body, conn).await?;
     let bytes = &body.bytes;

@@ -2,7 +2,7 @@
 //! login checks as GetOpenIdToken, then a role chosen per the pool's roles and role mappings,
 //! then credentials from the configured source (SEMANTICS.md §5, §6.13, §6.14).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use base64::Engine;
 use serde::Deserialize;
@@ -171,7 +171,7 @@ async fn sts_credentials(
         .http
         .post_form(endpoint, &form, &[("accept", "application/xml")])
         .await
-        .map_err(|e| ApiError::ExternalService(format!("STS is unreachable: {e}")))?;
+        .map_err(|e| crate::http_client::external_service_error("STS", &e))?;
     let text = String::from_utf8_lossy(&body);
     match status {
         200 => parse_sts(&text).ok_or_else(|| {
@@ -180,14 +180,15 @@ async fn sts_credentials(
         }),
         400..=499 => {
             let code = xml_text(&text, "Code").unwrap_or_default();
-            tracing::info!(status, code = %code, role, "STS refused AssumeRoleWithWebIdentity");
+            tracing::info!(status, code = ?code, role, "STS refused AssumeRoleWithWebIdentity");
             Err(ApiError::InvalidIdentityPoolConfiguration(
                 INVALID_CONFIG.to_string(),
             ))
         }
-        _ => Err(ApiError::ExternalService(format!(
-            "STS answered HTTP {status}."
-        ))),
+        _ => Err(crate::http_client::external_service_error(
+            "STS",
+            &format!("HTTP {status}"),
+        )),
     }
 }
 
@@ -263,7 +264,8 @@ pub async fn unlink_identity(app: &App, input: UnlinkInput) -> Result<Value, Api
             {
                 return Err(ApiError::NotAuthorized(LOGINS_DONT_MATCH.to_string()));
             }
-            for provider in &input.remove {
+            // Each provider once, however often it is named (at most 20: the validator).
+            for provider in input.remove.iter().collect::<BTreeSet<_>>() {
                 sql::unlink(c, &id, provider)?;
             }
             let now = times::now();

@@ -28,6 +28,24 @@ const WORD_ITEMS: &str = "0-9A-Za-z_";
 const DIGIT_ITEMS: &str = "0-9";
 const SPACE_ITEMS: &str = r"\t\n\x0B\x0C\r\x20";
 
+/// Bounds the model leaves out: every list and map of an input has a maximum length, so no
+/// request carries (or makes the writer loop over) an unbounded collection. They are checked
+/// and reported exactly as the model's own bounds are.
+/// - `LoginsList` (`LoginsToRemove`): the 20 logins an identity can hold.
+/// - `IdentityPoolTagsType` (`IdentityPoolTags`, `Tags`) and `IdentityPoolTagsListType`
+///   (`TagKeys`): 200, well past the 50 tags a pool can carry, so that more than 50 keeps its
+///   own answer (`InvalidParameterException`, from the operation).
+/// - `CognitoIdentityProviderList`, `OIDCProviderList`, `SAMLProviderList`: 50 providers of a
+///   kind per pool.
+pub const EXTRA_MAX: &[(&str, i64)] = &[
+    ("LoginsList", 20),
+    ("IdentityPoolTagsType", 200),
+    ("IdentityPoolTagsListType", 200),
+    ("CognitoIdentityProviderList", 50),
+    ("OIDCProviderList", 50),
+    ("SAMLProviderList", 50),
+];
+
 /// Every operation's input validator, compiled once at start-up from the embedded model.
 #[derive(Debug)]
 pub struct Validator {
@@ -313,12 +331,25 @@ impl Validator {
             .enumerate()
             .map(|(i, name)| (name.as_str(), i))
             .collect();
-        let compiled = shapes
+        let mut compiled = shapes
             .iter()
             .map(|(name, def)| {
                 compile_shape(def, &index).map_err(|e| format!("service model: shape {name}: {e}"))
             })
             .collect::<Result<Vec<Shape>, String>>()?;
+        for (name, limit) in EXTRA_MAX {
+            let shape = resolve(&index, name)
+                .ok()
+                .and_then(|i| compiled.get_mut(i))
+                .filter(|s| matches!(s.kind, Kind::List(_) | Kind::Map { .. }))
+                .ok_or_else(|| format!("service model: no list or map shape {name}"))?;
+            if shape.max.is_none() {
+                shape.max = Some(Bound {
+                    limit: *limit,
+                    text: format!("Member must have length less than or equal to {limit}"),
+                });
+            }
+        }
 
         let mut inputs = vec![usize::MAX; Operation::ALL.len()];
         for op in Operation::ALL {
@@ -978,6 +1009,68 @@ mod tests {
         let val = v();
         assert_eq!(val.inputs.len(), 23);
         assert!(val.inputs.iter().all(|i| *i < val.shapes.len()));
+    }
+
+    /// Every list and map reachable from an operation's input has a maximum length.
+    #[test]
+    fn every_input_collection_is_bounded() {
+        let val = v();
+        let mut seen = vec![false; val.shapes.len()];
+        let mut todo: Vec<usize> = val.inputs.clone();
+        while let Some(i) = todo.pop() {
+            if std::mem::replace(&mut seen[i], true) {
+                continue;
+            }
+            let shape = &val.shapes[i];
+            match &shape.kind {
+                Kind::Structure(members) => todo.extend(members.iter().map(|m| m.shape)),
+                Kind::List(m) => {
+                    assert!(shape.max.is_some(), "a list without a maximum");
+                    todo.push(*m);
+                }
+                Kind::Map { key, value } => {
+                    assert!(shape.max.is_some(), "a map without a maximum");
+                    todo.extend([*key, *value]);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn logins_to_remove_and_tag_lists_have_bounds_the_model_lacks() {
+        let id = "us-east-1:6eaf0258-e8c5-467f-90de-6e212326e6d3";
+        let twenty: Vec<String> = (0..20).map(|i| format!("p{i}.example.com")).collect();
+        let ok = json!({"IdentityId": id, "Logins": {"a": "t"}, "LoginsToRemove": twenty});
+        assert_eq!(v().validate(Operation::UnlinkIdentity, &ok), Ok(()));
+        let many = vec!["accounts.google.com"; 21];
+        let input = json!({"IdentityId": id, "Logins": {"a": "t"}, "LoginsToRemove": many});
+        let m = validation(Operation::UnlinkIdentity, input);
+        assert!(
+            m.starts_with("1 validation error detected: Value '[accounts.google.com, ")
+                && m.ends_with(
+                    "' at 'loginsToRemove' failed to satisfy constraint: Member must have \
+                     length less than or equal to 20"
+                ),
+            "{m}"
+        );
+        let arn = format!("arn:aws:cognito-identity:us-east-1:1:identitypool/{POOL}");
+        let keys: Vec<String> = (0..201).map(|i| format!("k{i}")).collect();
+        let m = validation(
+            Operation::UntagResource,
+            json!({"ResourceArn": arn, "TagKeys": keys}),
+        );
+        assert!(m.ends_with("less than or equal to 200"), "{m}");
+        let tags: Map<String, Value> = (0..201).map(|i| (format!("k{i}"), json!("v"))).collect();
+        let m = validation(
+            Operation::TagResource,
+            json!({"ResourceArn": arn, "Tags": tags}),
+        );
+        assert!(m.ends_with("less than or equal to 200"), "{m}");
+        // 51 tags pass here: the operation refuses them as AWS does.
+        let tags: Map<String, Value> = (0..51).map(|i| (format!("k{i}"), json!("v"))).collect();
+        let ok = json!({"ResourceArn": arn, "Tags": tags});
+        assert_eq!(v().validate(Operation::TagResource, &ok), Ok(()));
     }
 
     #[test]

@@ -220,6 +220,11 @@ impl Source {
 /// After a failed refresh of stale keys, how long the old keys are used before trying again.
 pub const STALE_RETRY: Duration = Duration::from_secs(60);
 
+/// Without any keys, how long after a failed fetch the failure is answered again rather than
+/// fetching once more: a provider that is down sees one fetch per interval, not one per login.
+/// (Fetches of one provider are one at a time anyway; files are read again at once.)
+pub const FAILURE_RETRY: Duration = Duration::from_secs(5);
+
 /// Keys as last loaded.
 #[derive(Debug)]
 struct Loaded {
@@ -235,6 +240,8 @@ struct FetchState {
     last_kid_refresh: Option<Instant>,
     /// How the last attempt failed, if it did.
     last_error: Option<String>,
+    /// When the last attempt failed.
+    failed_at: Option<Instant>,
     /// The JWKS URL found by discovery.
     discovered: Option<String>,
 }
@@ -349,6 +356,14 @@ impl JwksCache {
                 (None, None) => Err(KeyError::Unverifiable),
             };
         }
+        if need == Need::Initial
+            && self.source.needs_http()
+            && st.failed_at.is_some_and(|t| t.elapsed() < FAILURE_RETRY)
+        {
+            if let Some(e) = &st.last_error {
+                return Err(KeyError::Unavailable(e.clone()));
+            }
+        }
         if need == Need::UnknownKid {
             if st
                 .last_kid_refresh
@@ -362,6 +377,7 @@ impl JwksCache {
         match self.load(http, &mut st).await {
             Ok(keys) => {
                 st.last_error = None;
+                st.failed_at = None;
                 let result = try_keys(&keys).unwrap_or(false);
                 self.store(Arc::new(Loaded {
                     keys,
@@ -371,10 +387,11 @@ impl JwksCache {
             }
             Err(e) => {
                 st.last_error = Some(e.clone());
+                st.failed_at = Some(Instant::now());
                 match (need, snap) {
                     // Stale keys beat no keys while the provider is down.
                     (Need::Stale, Some(l)) => {
-                        tracing::warn!(provider = %self.provider, error = %e, "JWKS refresh failed; using the keys loaded earlier");
+                        tracing::warn!(provider = ?self.provider, error = ?e, "JWKS refresh failed; using the keys loaded earlier");
                         let ok = try_keys(&l.keys).unwrap_or(false);
                         self.store(Arc::new(Loaded {
                             keys: l.keys.clone(),
@@ -397,7 +414,7 @@ impl JwksCache {
                     .map_err(|e| e.to_string())
                     .and_then(|r| r.map_err(|e| e.to_string()))
                     .map_err(|e| {
-                        tracing::warn!(provider = %self.provider, path = %path.display(), error = %e, "cannot read the JWKS file");
+                        tracing::warn!(provider = ?self.provider, path = ?path.display().to_string(), error = ?e, "cannot read the JWKS file");
                         "the JWKS file cannot be read".to_string()
                     })?
             }
@@ -450,7 +467,7 @@ async fn get(
         Ok((status, _)) => format!("the {what} answered HTTP {status}"),
         Err(e) => format!("the {what} fetch failed: {e}"),
     };
-    tracing::warn!(provider, url = shown(url), error = %err, "login provider fetch failed");
+    tracing::warn!(provider, url = shown(url), error = ?err, "login provider fetch failed");
     Err(err)
 }
 

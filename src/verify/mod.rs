@@ -336,9 +336,10 @@ fn trusted(token: &str) -> VerifiedLogin {
     }
 }
 
+/// The provider's keys or endpoint cannot be used: a fixed message to the client, the detail
+/// in the log.
 fn unreachable(provider: &str, why: &str) -> ApiError {
-    tracing::warn!(provider, error = why, "login provider unreachable");
-    ApiError::ExternalService(format!("{provider} is unreachable: {why}"))
+    crate::http_client::external_service_error(provider, &why)
 }
 
 fn now_secs() -> i64 {
