@@ -167,11 +167,22 @@ async fn sts_credentials(
         ("WebIdentityToken", token),
         ("DurationSeconds", duration.as_str()),
     ];
-    let (status, body) = app
+    let answer = app
         .http
         .post_form(endpoint, &form, &[("accept", "application/xml")])
-        .await
-        .map_err(|e| crate::http_client::external_service_error("STS", &e))?;
+        .await;
+    crate::metrics::outbound(
+        "sts",
+        "sts",
+        match &answer {
+            Ok((200, _)) => "ok",
+            Ok((400..=499, _)) => "refused",
+            Ok(_) => "http_error",
+            Err(_) => "unreachable",
+        },
+    );
+    let (status, body) =
+        answer.map_err(|e| crate::http_client::external_service_error("STS", &e))?;
     let text = String::from_utf8_lossy(&body);
     match status {
         200 => parse_sts(&text).ok_or_else(|| {

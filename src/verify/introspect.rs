@@ -43,6 +43,8 @@ pub const QUEUE_WAIT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct Introspector {
     url: String,
+    /// The provider's name, for metrics.
+    provider: String,
     cache: Mutex<HashMap<[u8; 32], Cached>>,
     /// Token hashes the endpoint said are not active, or could not answer for.
     refused: Mutex<HashMap<[u8; 32], Failed>>,
@@ -75,11 +77,18 @@ impl Introspector {
     pub fn new(url: String) -> Introspector {
         Introspector {
             url,
+            provider: String::new(),
             cache: Mutex::new(HashMap::new()),
             refused: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
             slots: Semaphore::new(MAX_IN_FLIGHT),
         }
+    }
+
+    /// Names the provider this endpoint serves (for `idpool_outbound_requests_total`).
+    pub fn for_provider(mut self, name: &str) -> Introspector {
+        self.provider = name.to_string();
+        self
     }
 
     /// The endpoint's answer for an active token: the response object. An inactive token is
@@ -149,10 +158,17 @@ impl Introspector {
                 )))
             }
         };
-        let (status, body) = http
-            .post_form(&self.url, &[("token", token)], &[])
-            .await
-            .map_err(|e| Unreachable(e.to_string()))?;
+        let answer = http.post_form(&self.url, &[("token", token)], &[]).await;
+        crate::metrics::outbound(
+            "introspection",
+            &self.provider,
+            match &answer {
+                Ok((200, _)) => "ok",
+                Ok(_) => "http_error",
+                Err(_) => "unreachable",
+            },
+        );
+        let (status, body) = answer.map_err(|e| Unreachable(e.to_string()))?;
         if status != 200 {
             return Err(Unreachable(format!(
                 "the introspection endpoint answered HTTP {status}"

@@ -462,7 +462,17 @@ async fn get(
     url: &str,
 ) -> Result<Vec<u8>, String> {
     let http = http.ok_or_else(|| "no HTTP client".to_string())?;
-    let err = match http.get(url).await {
+    let answer = http.get(url).await;
+    crate::metrics::outbound(
+        "jwks",
+        provider,
+        match &answer {
+            Ok((200, _)) => "ok",
+            Ok(_) => "http_error",
+            Err(_) => "unreachable",
+        },
+    );
+    let err = match answer {
         Ok((200, body)) => return Ok(body.to_vec()),
         Ok((status, _)) => format!("the {what} answered HTTP {status}"),
         Err(e) => format!("the {what} fetch failed: {e}"),

@@ -243,7 +243,7 @@ impl Verifier {
                     ));
                 }
                 Check::Introspect {
-                    endpoint: Introspector::new(url),
+                    endpoint: Introspector::new(url).for_provider(name),
                     audiences: p.audiences.clone(),
                 }
             }

@@ -163,3 +163,50 @@ async fn json_logs_have_one_access_line_per_request_with_its_id_and_no_token() {
         .iter()
         .all(|l| l["span"]["request_id"].as_str().is_some()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_outbound_calls_by_provider_and_outcome() {
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/introspect", l.local_addr().unwrap())
+    };
+    let ts = TestServer::start_with(move |c| {
+        c.providers.named.insert(
+            "metrics.example.com".into(),
+            idpool::config::ProviderConfig {
+                verify: idpool::config::VerifyMode::Introspect,
+                jwks: None,
+                audiences: vec![],
+                url: Some(dead),
+            },
+        );
+    })
+    .await;
+    let pool = ts
+        .client()
+        .create_identity_pool()
+        .identity_pool_name("outbound")
+        .allow_unauthenticated_identities(true)
+        .supported_login_providers("metrics.example.com", "app")
+        .send()
+        .await
+        .unwrap()
+        .identity_pool_id;
+    let series_name = r#"idpool_outbound_requests_total{kind="introspection",outcome="unreachable",provider="metrics.example.com"}"#;
+    let before = series(
+        &String::from_utf8(ts.raw_get("/metrics").await.body).unwrap(),
+        series_name,
+    );
+    let r = ts
+        .call(
+            "GetId",
+            &serde_json::json!({"IdentityPoolId": pool, "Logins": {"metrics.example.com": "opaque-token"}})
+                .to_string(),
+        )
+        .await;
+    r.assert_error(400, "ExternalServiceException");
+    let page = String::from_utf8(ts.raw_get("/metrics").await.body).unwrap();
+    assert_eq!(series(&page, series_name), before + 1.0, "{page}");
+    assert!(!page.contains("opaque-token"));
+    ts.stop().await;
+}
