@@ -337,13 +337,34 @@ pub async fn update(app: &App, caller: &Caller, input: PoolInput) -> Result<Valu
         .await
 }
 
-/// DeleteIdentityPool: the pool, its identities, logins and tags.
+/// Identities (with their logins) one write transaction of DeleteIdentityPool removes at most:
+/// a pool of millions goes in many short transactions, so the single writer never stalls every
+/// other request behind one huge delete.
+pub const DELETE_CHUNK: usize = 2_000;
+
+/// DeleteIdentityPool: the pool, its identities, logins and tags. The identities go first, a
+/// chunk per transaction; the pool row (and whatever was added meanwhile) goes last, at once.
 pub async fn delete(app: &App, caller: &Caller, input: PoolIdInput) -> Result<Value, ApiError> {
+    let id = input.id;
+    owned_pool(app, caller, &id)?;
+    loop {
+        let (id, caller) = (id.clone(), caller.clone());
+        let removed = app
+            .store
+            .write(move |c| {
+                owned_pool_in(c, &id, &caller)?;
+                Ok::<_, ApiError>(sql::delete_identities_chunk(c, &id, DELETE_CHUNK)?)
+            })
+            .await?;
+        if removed < DELETE_CHUNK {
+            break;
+        }
+    }
     let caller = caller.clone();
     app.store
         .write(move |c| {
-            owned_pool_in(c, &input.id, &caller)?;
-            sql::delete(c, &input.id)?;
+            owned_pool_in(c, &id, &caller)?;
+            sql::delete(c, &id)?;
             Ok(json!({}))
         })
         .await

@@ -151,6 +151,20 @@ pub fn update(c: &Connection, id: &str, s: &PoolSettings, now: Millis) -> Result
     Ok(())
 }
 
+/// Deletes up to `limit` of a pool's identities (oldest first), their logins and developer
+/// user ids with them; returns how many went.
+pub fn delete_identities_chunk(
+    c: &Connection,
+    pool: &str,
+    limit: usize,
+) -> Result<usize, StoreError> {
+    Ok(c.prepare_cached(
+        "DELETE FROM identities WHERE id IN \
+         (SELECT id FROM identities WHERE pool_id = ?1 ORDER BY seq LIMIT ?2)",
+    )?
+    .execute(params![pool, limit as i64])?)
+}
+
 /// Deletes a pool; its identities, logins and tags go with it (ON DELETE CASCADE).
 pub fn delete(c: &Connection, id: &str) -> Result<bool, StoreError> {
     Ok(c.prepare_cached("DELETE FROM pools WHERE id = ?1")?

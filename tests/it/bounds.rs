@@ -380,3 +380,60 @@ async fn logins_to_remove_is_bounded_at_twenty() {
     assert_eq!(call(same).await.status, 200);
     assert_eq!(ts.count("SELECT count(*) FROM logins"), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_large_pool_never_holds_the_writer_for_the_whole_pool() {
+    let ts = TestServer::start().await;
+    let pool = create_pool(&ts.client(), "large").await;
+    let keep = create_pool(&ts.client(), "kept").await;
+    let n = idpool::ops::pools::DELETE_CHUNK * 2 + 300;
+    let mut tasks = Vec::new();
+    for w in 0..16 {
+        let (client, pool) = (ts.client(), pool.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in (w..n).step_by(16) {
+                get_id(&client, &pool, &[("accounts.google.com", &format!("u{i}"))])
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let kept = get_id(&ts.client(), &keep, &[("accounts.google.com", "stays")])
+        .await
+        .unwrap();
+    let commits = ts.app().store.commits();
+    ts.client()
+        .delete_identity_pool()
+        .identity_pool_id(&pool)
+        .send()
+        .await
+        .unwrap();
+    // The identities went in several transactions of at most DELETE_CHUNK, not in one.
+    assert!(
+        ts.app().store.commits() - commits >= 3,
+        "{} transactions",
+        ts.app().store.commits() - commits
+    );
+    assert_eq!(ts.count("SELECT count(*) FROM pools"), 1);
+    assert_eq!(ts.count("SELECT count(*) FROM identities"), 1);
+    assert_eq!(ts.count("SELECT count(*) FROM logins"), 1);
+    assert_eq!(
+        get_id(&ts.client(), &keep, &[("accounts.google.com", "stays")])
+            .await
+            .unwrap(),
+        kept
+    );
+    let gone = ts
+        .client()
+        .describe_identity_pool()
+        .identity_pool_id(&pool)
+        .send()
+        .await
+        .map_err(aws_sdk_cognitoidentity::Error::from)
+        .unwrap_err();
+    assert_eq!(code(&gone).0, "ResourceNotFoundException");
+    ts.stop().await;
+}
