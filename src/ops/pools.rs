@@ -212,6 +212,21 @@ pub async fn create(app: &App, caller: &Caller, input: PoolInput) -> Result<Valu
         .await
 }
 
+/// A developer provider name, once set, stays: a different one is refused, an omitted one
+/// keeps the pool's (UpdateIdentityPool's rule, and a seed's).
+fn keep_developer_provider(old: &PoolSettings, new: &mut PoolSettings) -> Result<(), ApiError> {
+    match (&old.developer_provider_name, &new.developer_provider_name) {
+        (Some(o), Some(n)) if o != n => Err(ApiError::InvalidParameter(format!(
+            "DeveloperProviderName cannot be changed once set: the pool's is '{o}'."
+        ))),
+        (Some(o), None) => {
+            new.developer_provider_name = Some(o.clone());
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// What declaring a pool (a seed file) did to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Declared {
@@ -248,19 +263,7 @@ pub async fn declare(
             "Identity pool {id} exists already and belongs to another account."
         ))),
         Some((pool, old_tags)) => {
-            // As UpdateIdentityPool: a developer provider name, once set, stays.
-            match (
-                &pool.settings.developer_provider_name,
-                &settings.developer_provider_name,
-            ) {
-                (Some(old), Some(new)) if old != new => {
-                    return Err(ApiError::InvalidParameter(format!(
-                        "DeveloperProviderName cannot be changed once set: the pool's is '{old}'."
-                    )));
-                }
-                (Some(old), None) => settings.developer_provider_name = Some(old.clone()),
-                _ => {}
-            }
+            keep_developer_provider(&pool.settings, &mut settings)?;
             if pool.settings == settings && old_tags == tags {
                 return Ok(Declared::Unchanged);
             }
@@ -311,18 +314,7 @@ pub async fn update(app: &App, caller: &Caller, input: PoolInput) -> Result<Valu
     app.store
         .write(move |c| {
             let pool = owned_pool_in(c, &id, &caller)?;
-            match (
-                &pool.settings.developer_provider_name,
-                &settings.developer_provider_name,
-            ) {
-                (Some(old), Some(new)) if old != new => {
-                    return Err(ApiError::InvalidParameter(format!(
-                        "DeveloperProviderName cannot be changed once set: the pool's is '{old}'."
-                    )));
-                }
-                (Some(old), None) => settings.developer_provider_name = Some(old.clone()),
-                _ => {}
-            }
+            keep_developer_provider(&pool.settings, &mut settings)?;
             sql::update(c, &id, &settings, times::now())?;
             let tags = match tags {
                 Some(t) => {

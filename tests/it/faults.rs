@@ -3,8 +3,6 @@
 //! recovers by itself once the lock is released, and a writer that can never commit makes the
 //! binary exit non-zero (so a supervisor restarts it) instead of answering 500s forever.
 
-use std::io::Read;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::common::*;
@@ -65,37 +63,8 @@ async fn a_writer_that_can_never_commit_makes_the_binary_exit_non_zero_and_say_w
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_idpool"))
-        .arg("--config")
-        .arg(&config)
-        .args(["--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The log is read as it comes, so a full pipe never blocks the server.
-    let mut stderr = child.stderr.take().unwrap();
-    let log = std::thread::spawn(move || {
-        let mut log = String::new();
-        let _ = stderr.read_to_string(&mut log);
-        log
-    });
-    let mut stdout = child.stdout.take().unwrap();
-    let addr = tokio::task::spawn_blocking(move || {
-        let mut line = Vec::new();
-        let mut b = [0u8; 1];
-        while stdout.read(&mut b).unwrap() == 1 && b[0] != b'\n' {
-            line.push(b[0]);
-        }
-        String::from_utf8(line).unwrap()
-    })
-    .await
-    .unwrap();
-    let url = addr
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
+    let mut server = Spawned::start(&config).await;
+    let url = server.url.clone();
     let ts = RawClient { url };
     let r = ts
         .call(
@@ -109,7 +78,7 @@ async fn a_writer_that_can_never_commit_makes_the_binary_exit_non_zero_and_say_w
     let _lock = hold_write_lock(&db);
     let mut exit = None;
     for _ in 0..600 {
-        if let Some(s) = child.try_wait().unwrap() {
+        if let Some(s) = server.child.try_wait().unwrap() {
             exit = Some(s);
             break;
         }
@@ -122,12 +91,12 @@ async fn a_writer_that_can_never_commit_makes_the_binary_exit_non_zero_and_say_w
     let exit = match exit {
         Some(e) => e,
         None => {
-            let _ = child.kill();
+            let _ = server.child.kill();
             panic!("idpool kept serving with a writer that cannot commit");
         }
     };
     assert_eq!(exit.code(), Some(1));
-    let log = log.join().unwrap();
+    let log = server.log();
     assert_eq!(
         log.matches("database writes are failing").count(),
         1,

@@ -1,9 +1,6 @@
 //! `GET /metrics` moves as requests are answered, and the log has one access line per request,
 //! every line of a request carrying its id, admin lines the caller's account, never a token.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, Stdio};
-
 use crate::common::*;
 
 /// The value of one series in a Prometheus text page (0 when absent).
@@ -71,33 +68,8 @@ async fn json_logs_have_one_access_line_per_request_with_its_id_and_no_token() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_idpool"))
-        .arg("--config")
-        .arg(&config)
-        .args(["--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let log = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let stdout = child.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
+    let mut server = Spawned::start(&config).await;
+    let url = server.url.clone();
     let client = sdk_client(&url, "ANY", "any");
     let pool = client
         .create_identity_pool()
@@ -115,10 +87,8 @@ async fn json_logs_have_one_access_line_per_request_with_its_id_and_no_token() {
     )
     .await
     .unwrap();
-    let pid = child.id().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    child.wait().unwrap();
-    let log = log.join().unwrap();
+    server.terminate();
+    let log = server.log();
 
     assert!(
         !log.contains("secret-login-token-xyz"),

@@ -334,3 +334,70 @@ pub fn code(e: &aws_sdk_cognitoidentity::Error) -> (String, String) {
         e.message().unwrap_or("").to_string(),
     )
 }
+
+/// The real `idpool` binary, started with a config file, its log read as it comes (so a full
+/// pipe never blocks it).
+pub struct Spawned {
+    pub child: std::process::Child,
+    pub url: String,
+    log: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Spawned {
+    /// Starts `idpool --config <config> --listen 127.0.0.1:0` and waits for its address.
+    pub async fn start(config: &std::path::Path) -> Spawned {
+        use std::io::{BufRead, Read};
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_idpool"))
+            .arg("--config")
+            .arg(config)
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let log = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s);
+            s
+        });
+        let stdout = child.stdout.take().unwrap();
+        let line = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            std::io::BufReader::new(stdout)
+                .read_line(&mut line)
+                .unwrap();
+            line
+        })
+        .await
+        .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        Spawned {
+            child,
+            url,
+            log: Some(log),
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        self.child.wait().unwrap()
+    }
+
+    /// Everything it logged, once it has exited.
+    pub fn log(&mut self) -> String {
+        self.log
+            .take()
+            .map(|h| h.join().unwrap())
+            .unwrap_or_default()
+    }
+}
