@@ -382,6 +382,9 @@ async fn a_refused_request_whose_body_will_not_come_says_connection_close() {
     assert_eq!(r.header("connection"), Some("close"));
 }
 
+// It needs the held body to reach the server before the other request does, which a machine
+// busy with the rest of the suite does not always give: `.ci/run` runs it on its own.
+#[ignore = "run alone: cargo test --test it -- --ignored"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_beyond_the_servers_buffer_cap_get_a_retryable_refusal() {
     let ts = TestServer::start_with(|c| set(c, |s| s.max_buffered_body_bytes = 1 << 20)).await;
