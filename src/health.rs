@@ -53,10 +53,14 @@ pub async fn readiness(app: &App) -> (bool, Value) {
         };
         checks.insert(name.to_string(), json!(word));
     };
-    record(
-        "database_read",
-        app.store.ping_read().map_err(|e| e.to_string()),
-    );
+    let read = match tokio::time::timeout(PROBE_TIMEOUT, app.store.ping_read()).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err(format!(
+            "no answer within {} s",
+            PROBE_TIMEOUT.as_secs_f32()
+        )),
+    };
+    record("database_read", read);
     let write = if app.store.fatal().is_tripped() {
         Err("the writer has given up".to_string())
     } else {

@@ -9,8 +9,9 @@
 //! - `protocol`: awsJson 1.1 — operation routing, the error type, model-driven validation.
 //! - `arn`: parsing Amazon Resource Names.
 //! - `auth`: SigV4 verification of the 19 admin operations and the caller's account.
-//! - `ops`: the operations themselves.
-//! - `store`: SQLite — migrations, the group-commit writer, and all SQL.
+//! - `ops`: the operations themselves, and the linking rules they share.
+//! - `model`: the domain's types (pools, identities, role mappings, keys) as storage keeps them.
+//! - `store`: storage behind one interface (`Tx`): the SQLite engine, migrations, caches.
 //! - `times`: time as stored (readable text) and as sent (epoch seconds).
 //! - `tokens`: this server's OpenID tokens: signing keys, JWKS, discovery.
 //! - `verify`: checking provider login tokens (oidc, introspect, trust).
@@ -28,6 +29,7 @@ pub mod config;
 pub mod health;
 pub mod http_client;
 pub mod metrics;
+pub mod model;
 pub mod ops;
 pub mod protocol;
 pub mod rate_limit;
@@ -60,6 +62,8 @@ pub struct App {
     pub http: http_client::HttpClient,
     /// `[rate_limit]` on the public operations.
     pub rate_limit: rate_limit::RateLimiter,
+    /// Seals and opens pagination cursors.
+    pub cursors: ops::cursor::Cursors,
 }
 
 /// Why the server could not start.
@@ -85,18 +89,29 @@ pub enum StartError {
 }
 
 impl App {
-    /// Opens the database (migrating it) and prepares everything requests need.
-    pub fn open(config: Config) -> Result<App, StartError> {
+    /// Opens the database (migrating it) and prepares everything requests need. The blocking
+    /// parts (opening and migrating the database, generating the first signing key) run on a
+    /// blocking thread.
+    pub async fn open(config: Config) -> Result<App, StartError> {
         let validator = protocol::validate::Validator::new().map_err(StartError::Model)?;
-        let db = &config.database;
-        let store = store::Store::open_with(
-            &db.path,
-            db.synchronous,
-            std::time::Duration::from_millis(db.busy_timeout_ms),
-            std::time::Duration::from_secs(db.give_up_after_secs),
-        )?;
+        let db = config.database.clone();
+        let issuer = config.issuer();
+        let (store, tokens, cursors) = tokio::task::spawn_blocking(move || {
+            let store = store::Store::open_sqlite(
+                &db.path,
+                db.synchronous,
+                std::time::Duration::from_millis(db.busy_timeout_ms),
+                std::time::Duration::from_secs(db.give_up_after_secs),
+            )?;
+            let tokens = tokens::Tokens::open(&store, issuer)?;
+            let secret = store
+                .read_blocking(|tx| tx.secret("cursor"))?
+                .ok_or_else(|| store::StoreError::Corrupt("no cursor secret".into()))?;
+            Ok::<_, StartError>((store, tokens, ops::cursor::Cursors::new(secret)))
+        })
+        .await
+        .map_err(|e| StartError::Config(format!("start-up was interrupted: {e}")))??;
         let keys = auth::Keys::from_config(&config);
-        let tokens = tokens::Tokens::open(&config.database.path, config.issuer())?;
         let verifier = verify::Verifier::new(&config).map_err(StartError::Config)?;
         let http = http_client::HttpClient::new().map_err(|e| StartError::Config(e.to_string()))?;
         let rate_limit = rate_limit::RateLimiter::new(&config.rate_limit);
@@ -109,12 +124,13 @@ impl App {
             tokens,
             verifier,
             http,
+            cursors,
         })
     }
 
     fn announce(&self) {
         let c = &self.config;
-        tracing::info!(database = %c.database.path.display(), region = %c.region, "database open");
+        tracing::info!(database = %self.store.location(), region = %c.region, "database open");
         if c.admin.allow_unsigned {
             tracing::warn!(
                 "admin.allow_unsigned = true: admin operations are accepted with any or no signature. Use this only for throwaway test environments."
@@ -153,14 +169,14 @@ impl App {
 
 /// Takes a backup every `s.every`, off the async workers; a failed one is logged and the
 /// schedule goes on.
-async fn scheduled_backups(db: std::path::PathBuf, s: store::backup::Schedule) {
+async fn scheduled_backups(db: std::path::PathBuf, s: store::sqlite::backup::Schedule) {
     let mut tick = tokio::time::interval(s.every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     loop {
         tick.tick().await;
         let (db, sch) = (db.clone(), s.clone());
-        match tokio::task::spawn_blocking(move || store::backup::scheduled(&db, &sch)).await {
+        match tokio::task::spawn_blocking(move || store::sqlite::backup::scheduled(&db, &sch)).await {
             Ok(Ok(b)) => {
                 tracing::info!(file = %b.path.display(), bytes = b.bytes, identities = b.identities, "scheduled backup written")
             }
@@ -198,7 +214,7 @@ impl Server {
         })?;
         // The default issuer names the address actually bound (port 0 picks one).
         config.listen = addr;
-        let app = Arc::new(App::open(config)?);
+        let app = Arc::new(App::open(config).await?);
         app.announce();
         if let Some(file) = app.config.seed.file.clone() {
             let applied = seed::apply(&app, &file).await?;
@@ -208,7 +224,7 @@ impl Server {
         }
         let backups = app.config.backup.every.map(|every| {
             let db = app.config.database.path.clone();
-            let schedule = store::backup::Schedule {
+            let schedule = store::sqlite::backup::Schedule {
                 dir: app.config.backup.dir.clone().unwrap_or_else(|| {
                     db.parent()
                         .map(|p| p.join("backups"))

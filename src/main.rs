@@ -159,7 +159,19 @@ fn rotate_keys(config: &Config) -> ExitCode {
         );
         return ExitCode::from(1);
     }
-    match idpool::tokens::Tokens::rotate(path) {
+    let db = &config.database;
+    let rotated = idpool::store::Store::open_sqlite(
+        path,
+        db.synchronous,
+        std::time::Duration::from_millis(db.busy_timeout_ms),
+        std::time::Duration::from_secs(db.give_up_after_secs),
+    )
+    .and_then(|store| {
+        let r = idpool::tokens::Tokens::rotate(&store);
+        store.close();
+        r
+    });
+    match rotated {
         Ok(r) if r.retiring.is_empty() => {
             println!("new signing key {} is current", r.kid);
             ExitCode::SUCCESS
@@ -207,7 +219,7 @@ fn seed_check(config: &Config, file: &std::path::Path) -> ExitCode {
         .map_err(|e| e.to_string())
         .and_then(|rt| {
             rt.block_on(async {
-                let app = idpool::App::open(c).map_err(|e| e.to_string())?;
+                let app = idpool::App::open(c).await.map_err(|e| e.to_string())?;
                 let applied = idpool::seed::apply(&app, file).await;
                 app.store.close();
                 applied.map_err(|e| e.to_string())
@@ -244,7 +256,7 @@ fn backup(config: &Config, to: &std::path::Path) -> ExitCode {
             );
         }
     };
-    match idpool::store::backup::backup(from, to, progress) {
+    match idpool::store::sqlite::backup::backup(from, to, progress) {
         Ok(b) => {
             if tty {
                 eprintln!();

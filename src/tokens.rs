@@ -2,8 +2,8 @@
 //! verifying, the JWKS and the discovery document, and key rotation.
 //!
 //! # Keys
-//! Keys live in the `signing_keys` table (migration 0002) so tokens survive restarts and every
-//! process on the same database file signs with the same keys. The key with the highest `seq`
+//! Keys live in the database (table `signing_keys`) so tokens survive restarts and every
+//! process on the same database signs with the same keys. The key with the highest `seq`
 //! is *current*: it signs every new token. Every key whose `retire_after` is unset or still in
 //! the future is *published* (JWKS) and accepted by [`Tokens::verify`].
 //!
@@ -14,17 +14,15 @@
 //! token signed by an older key becomes unverifiable while it is still valid.
 //!
 //! A running server notices a rotation by itself, without a restart: issuing and serving the
-//! JWKS check, at most once every [`RELOAD_INTERVAL`] (one caller does it, the others go on
-//! with the loaded keys), whether the key table changed (one aggregate query on a short-lived
-//! connection, ~0.2 ms) and reload it if so; the check runs on the calling thread, before the
-//! token is signed, so the first token after a rotation is noticed already uses the new key.
-//! A token whose `kid` is unknown also triggers a check (at most once every
-//! [`UNKNOWN_KID_RECHECK`]), so a token signed by a key that another process just created is
-//! accepted at once. Between checks nothing touches the database: the current key is held
-//! parsed in memory.
+//! JWKS start, at most once every [`RELOAD_INTERVAL`], a background check of whether the key
+//! table changed (one aggregate query, on a blocking thread) and reload it if so; the request
+//! that started it goes on with the loaded keys, so a rotation is in use everywhere within
+//! about [`RELOAD_INTERVAL`]. A token whose `kid` is unknown makes its verification wait for
+//! such a check (at most once every [`UNKNOWN_KID_RECHECK`]), so a token signed by a key that
+//! another process or replica just created is accepted at once. Between checks nothing touches
+//! the database: the current key is held parsed in memory.
 
 use std::fmt;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -37,11 +35,11 @@ use aws_lc_rs::signature::{
 };
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use rusqlite::{Connection, OpenFlags};
 use serde_json::{json, Map, Value};
 
+use crate::model::{KeysVersion, SigningKey};
 use crate::protocol::ApiError;
-use crate::store::StoreError;
+use crate::store::{Store, StoreError, Tx};
 use crate::times::{self, Millis};
 
 /// The one algorithm issued and accepted, as AWS uses it.
@@ -102,20 +100,12 @@ struct Signer {
     pair: RsaKeyPair,
 }
 
-/// What a check compares to decide whether the key table changed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Fingerprint {
-    count: i64,
-    max_seq: i64,
-    max_retire: String,
-}
-
 /// One consistent snapshot of the key table.
 struct KeySet {
     /// Newest first.
     keys: Vec<Arc<PublicKey>>,
     signer: Signer,
-    fingerprint: Fingerprint,
+    version: KeysVersion,
 }
 
 /// Lets one caller in per interval, without locks; the others go on with what they have.
@@ -152,8 +142,8 @@ impl Throttle {
 /// (see the module documentation for when it is refreshed from the database).
 pub struct Tokens {
     issuer: String,
-    db: std::path::PathBuf,
-    keys: RwLock<Arc<KeySet>>,
+    store: Store,
+    keys: Arc<RwLock<Arc<KeySet>>>,
     base: Instant,
     periodic: Throttle,
     unknown_kid: Throttle,
@@ -228,61 +218,30 @@ impl NewKey {
         json!({"kty": "RSA", "alg": ALG, "use": "sig", "kid": kid, "n": self.n, "e": self.e})
     }
 
-    /// Inserts this key with the next `seq`; the caller holds an IMMEDIATE transaction.
-    fn insert(&self, conn: &Connection, now: Millis) -> Result<String, StoreError> {
-        let seq: i64 = conn.query_row(
-            "SELECT coalesce(max(seq), 0) + 1 FROM signing_keys",
-            [],
-            |r| r.get(0),
-        )?;
+    /// Stores this key with the next `seq`, inside the caller's write transaction.
+    fn insert(&self, tx: &dyn Tx, now: Millis) -> Result<String, StoreError> {
+        let seq = tx.next_key_seq()?;
         let kid = self.kid(seq);
-        conn.execute(
-            "INSERT INTO signing_keys (kid, seq, private_key, public_jwk, created_at, retire_after)
-             VALUES (?1, ?2, ?3, ?4, ?5, NULL)",
-            rusqlite::params![kid, seq, self.pkcs8, self.jwk(&kid).to_string(), now.text()],
-        )?;
+        let key = SigningKey {
+            kid: kid.clone(),
+            seq,
+            public_jwk: self.jwk(&kid).to_string(),
+            retire_after: None,
+        };
+        tx.insert_signing_key(&key, &self.pkcs8, now)?;
         Ok(kid)
     }
 }
 
 fn keygen_failed(step: &str) -> StoreError {
-    StoreError::Io {
-        path: "(token signing key)".to_string(),
-        source: std::io::Error::other(format!("RSA key generation failed ({step})")),
-    }
-}
-
-/// A short-lived connection to the (already migrated) database file.
-fn connect(db: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open_with_flags(
-        db,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_URI,
-    )?;
-    conn.busy_timeout(Duration::from_secs(5))?;
-    Ok(conn)
-}
-
-fn fingerprint(conn: &Connection) -> Result<Fingerprint, StoreError> {
-    Ok(conn.query_row(
-        "SELECT count(*), coalesce(max(seq), 0), coalesce(max(retire_after), '') FROM signing_keys",
-        [],
-        |r| {
-            Ok(Fingerprint {
-                count: r.get(0)?,
-                max_seq: r.get(1)?,
-                max_retire: r.get(2)?,
-            })
-        },
-    )?)
+    StoreError::KeyGeneration(format!("RSA key generation failed ({step})"))
 }
 
 fn corrupt(kid: &str, what: &str) -> StoreError {
     StoreError::Corrupt(format!("signing key {kid}: {what}"))
 }
 
-fn parse_public(kid: &str, text: &str, retire: Option<String>) -> Result<PublicKey, StoreError> {
+fn parse_public(kid: &str, text: &str, retire_after: Option<Millis>) -> Result<PublicKey, StoreError> {
     let jwk: Value = serde_json::from_str(text).map_err(|_| corrupt(kid, "public_jwk"))?;
     let part = |name: &str| {
         jwk.get(name)
@@ -297,10 +256,6 @@ fn parse_public(kid: &str, text: &str, retire: Option<String>) -> Result<PublicK
     let verifier = components
         .to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA512)
         .map_err(|_| corrupt(kid, "public key rejected"))?;
-    let retire_after = match retire {
-        None => None,
-        Some(t) => Some(Millis::parse(&t).ok_or_else(|| corrupt(kid, "retire_after"))?),
-    };
     Ok(PublicKey {
         kid: kid.to_string(),
         jwk,
@@ -324,39 +279,65 @@ fn parse_signer(kid: &str, pkcs8: &[u8], public: &PublicKey) -> Result<Signer, S
     })
 }
 
-/// Reads the whole table in one read transaction; only the newest private key is parsed.
-fn load(conn: &Connection) -> Result<KeySet, StoreError> {
-    let tx = conn.unchecked_transaction()?;
-    let conn: &Connection = &tx;
-    let fp = fingerprint(conn)?;
-    let mut stmt =
-        conn.prepare("SELECT kid, public_jwk, retire_after FROM signing_keys ORDER BY seq DESC")?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, Option<String>>(2)?,
-        ))
-    })?;
+/// Reads the whole key table in one transaction; only the newest private key is parsed.
+fn load(tx: &dyn Tx) -> Result<KeySet, StoreError> {
+    let version = tx.keys_version()?;
     let mut keys = Vec::new();
-    for row in rows {
-        let (kid, jwk, retire) = row?;
-        keys.push(Arc::new(parse_public(&kid, &jwk, retire)?));
+    for k in tx.signing_keys()? {
+        keys.push(Arc::new(parse_public(&k.kid, &k.public_jwk, k.retire_after)?));
     }
     let Some(current) = keys.first() else {
         return Err(StoreError::Corrupt("no token signing key".to_string()));
     };
-    let pkcs8: Vec<u8> = conn.query_row(
-        "SELECT private_key FROM signing_keys WHERE kid = ?1",
-        [&current.kid],
-        |r| r.get(0),
-    )?;
+    let pkcs8 = tx
+        .private_key(&current.kid)?
+        .ok_or_else(|| corrupt(&current.kid, "private key missing"))?;
     let signer = parse_signer(&current.kid, &pkcs8, current)?;
     Ok(KeySet {
         keys,
         signer,
-        fingerprint: fp,
+        version,
     })
+}
+
+/// The key table, if it changed since `loaded` was read.
+fn reload(tx: &dyn Tx, loaded: &KeysVersion) -> Result<Option<KeySet>, StoreError> {
+    if tx.keys_version()? == *loaded {
+        return Ok(None);
+    }
+    load(tx).map(Some)
+}
+
+async fn refresh_keys(store: &Store, keys: &RwLock<Arc<KeySet>>) -> Result<bool, StoreError> {
+    let loaded = snapshot_of(keys).version.clone();
+    let set = store.read(move |tx| reload(tx, &loaded)).await?;
+    Ok(set.is_some_and(|set| install(keys, set)))
+}
+
+fn snapshot_of(keys: &RwLock<Arc<KeySet>>) -> Arc<KeySet> {
+    match keys.read() {
+        Ok(g) => g.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    }
+}
+
+/// Makes a freshly loaded key set the one in use, unless a newer one is in use already.
+fn install(keys: &RwLock<Arc<KeySet>>, set: KeySet) -> bool {
+    let new = set.signer.kid.clone();
+    let mut g = match keys.write() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    // Two checks racing: never let the older snapshot win.
+    if set.version.max_seq < g.version.max_seq {
+        return false;
+    }
+    let old = std::mem::replace(&mut *g, Arc::new(set)).signer.kid.clone();
+    drop(g);
+    if old != new {
+        tracing::info!(old, new, "token signing key changed");
+    }
+    true
 }
 
 fn decode_json_object(part: &str) -> Option<Map<String, Value>> {
@@ -368,30 +349,28 @@ fn decode_json_object(part: &str) -> Option<Map<String, Value>> {
 }
 
 impl Tokens {
-    /// Loads the signing keys from the database file, generating the first one when there is
-    /// none.
+    /// Loads the signing keys from the store, generating the first one when there is none.
     ///
-    /// The database must already be migrated (`Store::open` does it). The first key is
-    /// generated outside any transaction (it takes a moment) and inserted in an IMMEDIATE
-    /// transaction that checks again that the table is empty, so two processes starting at
+    /// Blocking (key generation takes a moment, and it reads the database): call it off the
+    /// async workers. The first key is generated outside any transaction and inserted by a
+    /// write that checks again that there is none, so two processes (or replicas) starting at
     /// once end up sharing one first key.
-    pub fn open(db: &Path, issuer: String) -> Result<Tokens, StoreError> {
-        let mut conn = connect(db)?;
-        if fingerprint(&conn)?.count == 0 {
+    pub fn open(store: &Store, issuer: String) -> Result<Tokens, StoreError> {
+        if store.read_blocking(|tx| tx.keys_version())?.count == 0 {
             let fresh = NewKey::generate()?;
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            if fingerprint(&tx)?.count == 0 {
-                let kid = fresh.insert(&tx, times::now())?;
-                tracing::info!(kid, "generated the first token signing key");
-            }
-            tx.commit()?;
+            store.write_blocking(move |tx| {
+                if tx.keys_version()?.count == 0 {
+                    let kid = fresh.insert(tx, times::now())?;
+                    tracing::info!(kid, "generated the first token signing key");
+                }
+                Ok::<_, StoreError>(())
+            })?;
         }
-        let set = load(&conn)?;
-        drop(conn);
+        let set = store.read_blocking(load)?;
         Ok(Tokens {
             issuer,
-            db: db.to_path_buf(),
-            keys: RwLock::new(Arc::new(set)),
+            store: store.clone(),
+            keys: Arc::new(RwLock::new(Arc::new(set))),
             base: Instant::now(),
             // Just loaded: the first periodic check is due one interval from now.
             periodic: Throttle::new(1),
@@ -410,46 +389,49 @@ impl Tokens {
     }
 
     fn snapshot(&self) -> Arc<KeySet> {
-        match self.keys.read() {
-            Ok(g) => g.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        snapshot_of(&self.keys)
     }
 
-    /// Checks the database for a changed key table now and reloads it if it changed; returns
-    /// whether it did. The server calls this on its own (see the module documentation); tools
-    /// and tests call it to see a rotation at once.
-    pub fn refresh(&self) -> Result<bool, StoreError> {
-        let conn = connect(&self.db)?;
-        let fp = fingerprint(&conn)?;
-        if fp == self.snapshot().fingerprint {
-            return Ok(false);
-        }
-        let set = Arc::new(load(&conn)?);
-        drop(conn);
-        let new = set.signer.kid.clone();
-        let mut g = match self.keys.write() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        // Two checks racing: never let the older snapshot win.
-        if set.fingerprint.max_seq < g.fingerprint.max_seq {
-            return Ok(false);
-        }
-        let old = std::mem::replace(&mut *g, set).signer.kid.clone();
-        drop(g);
-        if old != new {
-            tracing::info!(old, new, "token signing key changed");
-        }
-        Ok(true)
+    /// Checks the store for a changed key table now and reloads it if it changed; returns
+    /// whether it did. The server does this on its own (see the module documentation); tools
+    /// and tests call it to see a rotation at once. Blocking.
+    pub fn refresh_blocking(&self) -> Result<bool, StoreError> {
+        let loaded = self.snapshot().version.clone();
+        let set = self.store.read_blocking(|tx| reload(tx, &loaded))?;
+        Ok(set.is_some_and(|set| install(&self.keys, set)))
     }
 
-    /// [`Tokens::refresh`] if `throttle` lets this caller in; failures keep the loaded keys.
-    fn refresh_throttled(&self, throttle: &Throttle, every: Duration) {
+    /// [`Tokens::refresh_blocking`] on a blocking thread.
+    pub async fn refresh(&self) -> Result<bool, StoreError> {
+        refresh_keys(&self.store, &self.keys).await
+    }
+
+    /// Starts a [`Tokens::refresh`] in the background if `throttle` lets this caller in; the
+    /// caller goes on with the loaded keys. Outside a tokio runtime (tools), it does nothing.
+    fn refresh_in_background(&self, throttle: &Throttle, every: Duration) {
         if !throttle.claim(self.base, every) {
             return;
         }
-        if let Err(e) = self.refresh() {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (store, keys) = (self.store.clone(), self.keys.clone());
+        runtime.spawn(async move {
+            if let Err(e) = refresh_keys(&store, &keys).await {
+                tracing::warn!(
+                    error = %e,
+                    "could not check the token signing keys; keeping the loaded ones"
+                );
+            }
+        });
+    }
+
+    /// [`Tokens::refresh`] now if `throttle` lets this caller in; failures keep the loaded keys.
+    async fn refresh_throttled(&self, throttle: &Throttle, every: Duration) {
+        if !throttle.claim(self.base, every) {
+            return;
+        }
+        if let Err(e) = self.refresh().await {
             tracing::warn!(
                 error = %e,
                 "could not check the token signing keys; keeping the loaded ones"
@@ -474,7 +456,7 @@ impl Tokens {
         ttl_secs: u64,
         not_after: Option<i64>,
     ) -> Result<String, ApiError> {
-        self.refresh_throttled(&self.periodic, RELOAD_INTERVAL);
+        self.refresh_in_background(&self.periodic, RELOAD_INTERVAL);
         let set = self.snapshot();
         let iat = now_secs();
         let mut exp = iat.saturating_add(i64::try_from(ttl_secs).unwrap_or(i64::MAX));
@@ -530,7 +512,7 @@ impl Tokens {
     /// Only `alg: RS512` is accepted (never `none`, never an HMAC keyed with our public key),
     /// and the `kid` must name a published key. `exp` is required and allowed
     /// [`LEEWAY_SECS`] of clock skew.
-    pub fn verify(&self, token: &str) -> Result<Map<String, Value>, ApiError> {
+    pub async fn verify(&self, token: &str) -> Result<Map<String, Value>, ApiError> {
         let mut parts = token.split('.');
         let (Some(h), Some(p), Some(s), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -550,7 +532,8 @@ impl Tokens {
         let key = match self.find(kid, now) {
             Some(k) => k,
             None => {
-                self.refresh_throttled(&self.unknown_kid, UNKNOWN_KID_RECHECK);
+                self.refresh_throttled(&self.unknown_kid, UNKNOWN_KID_RECHECK)
+                    .await;
                 self.find(kid, now).ok_or_else(could_not_verify)?
             }
         };
@@ -577,7 +560,7 @@ impl Tokens {
     /// The JWKS document served at `/.well-known/jwks_uri`: every published key, newest
     /// first, as `{"kty":"RSA","alg":"RS512","use":"sig","kid":…,"n":…,"e":…}`.
     pub fn jwks(&self) -> Value {
-        self.refresh_throttled(&self.periodic, RELOAD_INTERVAL);
+        self.refresh_in_background(&self.periodic, RELOAD_INTERVAL);
         let now = times::now();
         let keys: Vec<Value> = self
             .snapshot()
@@ -612,38 +595,33 @@ impl Tokens {
     /// Adds a new signing key that becomes current and schedules the older keys in use for
     /// retirement [`RETIRE_AFTER_SECS`] from now; deletes keys already past retirement.
     ///
-    /// Works with or without a server running on the file. The database must exist (a typo in
-    /// a path must not create a stray database and report success); it is migrated first if
-    /// it is older than this binary. One IMMEDIATE transaction, so concurrent rotations and a
-    /// server generating its first key cannot interleave. Running servers pick the new key up
-    /// within [`RELOAD_INTERVAL`] (see the module documentation).
-    pub fn rotate(db: &Path) -> Result<Rotation, StoreError> {
-        let mut conn = connect(db)?;
-        crate::store::migrate::migrate(&mut conn)?;
+    /// Works with or without servers running on the same database: one write transaction, so
+    /// concurrent rotations and a server generating its first key cannot interleave. Running
+    /// servers pick the new key up within [`RELOAD_INTERVAL`] (see the module documentation).
+    /// Blocking.
+    pub fn rotate(store: &Store) -> Result<Rotation, StoreError> {
         let fresh = NewKey::generate()?;
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let now = times::now();
-        let retire_after = Millis(now.0.saturating_add(RETIRE_AFTER_SECS * 1000));
-        let deleted = tx.execute(
-            "DELETE FROM signing_keys WHERE retire_after IS NOT NULL AND retire_after <= ?1",
-            [now.text()],
-        )?;
-        let retiring: Vec<String> = {
-            let mut stmt = tx.prepare(
-                "UPDATE signing_keys SET retire_after = ?1 WHERE retire_after IS NULL RETURNING kid",
-            )?;
-            let rows = stmt.query_map([retire_after.text()], |r| r.get::<_, String>(0))?;
-            rows.collect::<Result<_, _>>()?
-        };
-        let kid = fresh.insert(&tx, now)?;
-        tx.commit()?;
-        tracing::info!(kid, ?retiring, deleted, "rotated the token signing key");
-        Ok(Rotation {
-            kid,
-            retiring,
-            retire_after,
-            deleted,
-        })
+        let rotation = store.write_blocking(move |tx| {
+            let now = times::now();
+            let retire_after = Millis(now.0.saturating_add(RETIRE_AFTER_SECS * 1000));
+            let retiring = tx.retire_signing_keys(retire_after)?;
+            // Inserted before the retired ones go, so `seq` only ever grows.
+            let kid = fresh.insert(tx, now)?;
+            let deleted = tx.delete_retired_keys(now)?;
+            Ok::<_, StoreError>(Rotation {
+                kid,
+                retiring,
+                retire_after,
+                deleted,
+            })
+        })?;
+        tracing::info!(
+            kid = rotation.kid,
+            retiring = ?rotation.retiring,
+            deleted = rotation.deleted,
+            "rotated the token signing key"
+        );
+        Ok(rotation)
     }
 }
 
@@ -654,17 +632,23 @@ mod tests {
 
     const ISS: &str = "https://id.example.test";
 
-    fn fresh_db() -> (tempfile::TempDir, std::path::PathBuf) {
+    fn fresh_db() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        crate::store::Store::open(&path, Synchronous::Full)
-            .unwrap()
-            .close();
-        (dir, path)
+        let store = Store::open(&dir.path().join("t.db"), Synchronous::Full).unwrap();
+        (dir, store)
     }
 
-    fn open(path: &Path) -> Tokens {
-        Tokens::open(path, ISS.to_string()).unwrap()
+    fn open(store: &Store) -> Tokens {
+        Tokens::open(store, ISS.to_string()).unwrap()
+    }
+
+    /// Runs a verification to its end, as a request would.
+    fn block<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
     }
 
     fn claims() -> Map<String, Value> {
@@ -677,15 +661,15 @@ mod tests {
     }
 
     /// The stored `retire_after` of a key: `None` while it is in use.
-    fn retire_after(path: &Path, kid: &str) -> Option<String> {
-        Connection::open(path)
+    fn retire_after(store: &Store, kid: &str) -> Option<String> {
+        store
+            .read_blocking(|tx| tx.signing_keys())
             .unwrap()
-            .query_row(
-                "SELECT retire_after FROM signing_keys WHERE kid = ?1",
-                [kid],
-                |r| r.get(0),
-            )
+            .into_iter()
+            .find(|k| k.kid == kid)
             .unwrap()
+            .retire_after
+            .map(|t| t.text())
     }
 
     fn b64json(v: &Value) -> String {
@@ -718,7 +702,7 @@ mod tests {
     }
 
     fn refused(t: &Tokens, token: &str) -> String {
-        match t.verify(token) {
+        match block(t.verify(token)) {
             Err(ApiError::NotAuthorized(m)) => m,
             other => panic!("expected NotAuthorized for {token:?}, got {other:?}"),
         }
@@ -726,8 +710,8 @@ mod tests {
 
     #[test]
     fn issue_then_verify_round_trips_with_aws_header_and_claims() {
-        let (_d, path) = fresh_db();
-        let t = open(&path);
+        let (_d, store) = fresh_db();
+        let t = open(&store);
         let before = now_secs();
         let token = t.issue(claims(), 600).unwrap();
         let (h, c) = parts(&token);
@@ -751,14 +735,14 @@ mod tests {
         assert_eq!(c["exp"].as_i64().unwrap(), iat + 600);
         assert_eq!(c["sub"], "us-east-1:abc");
 
-        let back = t.verify(&token).unwrap();
+        let back = block(t.verify(&token)).unwrap();
         assert_eq!(Value::Object(back), c);
     }
 
     #[test]
     fn issue_overrides_caller_iss_iat_exp() {
-        let (_d, path) = fresh_db();
-        let t = open(&path);
+        let (_d, store) = fresh_db();
+        let t = open(&store);
         let mut m = claims();
         m.insert("iss".into(), json!("https://evil"));
         m.insert("exp".into(), json!(1));
@@ -769,8 +753,8 @@ mod tests {
 
     #[test]
     fn issue_until_never_outlives_the_limit() {
-        let (_d, path) = fresh_db();
-        let t = open(&path);
+        let (_d, store) = fresh_db();
+        let t = open(&store);
         let now = now_secs();
         let (_, c) = parts(&t.issue_until(claims(), 600, Some(now + 60)).unwrap());
         assert!(c["exp"].as_i64().unwrap() <= now + 60);
@@ -788,8 +772,8 @@ mod tests {
 
     #[test]
     fn tampering_and_algorithm_tricks_are_refused() {
-        let (_d, path) = fresh_db();
-        let t = open(&path);
+        let (_d, store) = fresh_db();
+        let t = open(&store);
         let token = t.issue(claims(), 600).unwrap();
         let p: Vec<&str> = token.split('.').collect();
 
@@ -848,8 +832,8 @@ mod tests {
 
     #[test]
     fn unknown_kid_and_missing_kid_are_refused() {
-        let (_d, path) = fresh_db();
-        let t = open(&path);
+        let (_d, store) = fresh_db();
+        let t = open(&store);
         let payload = json!({"iss": ISS, "exp": now_secs() + 600});
         let unknown = sign_raw(
             &t,
@@ -865,15 +849,15 @@ mod tests {
             &json!({"kid": t.current_kid(), "alg": "RS512"}),
             &payload,
         );
-        t.verify(&good).unwrap();
+        block(t.verify(&good)).unwrap();
     }
 
     #[test]
     fn wrong_issuer_is_refused_with_aws_text() {
-        let (_d, path) = fresh_db();
-        let t = open(&path);
+        let (_d, store) = fresh_db();
+        let t = open(&store);
         let token = t.issue(claims(), 600).unwrap();
-        let other = Tokens::open(&path, "https://other.example.test".to_string()).unwrap();
+        let other = Tokens::open(&store, "https://other.example.test".to_string()).unwrap();
         assert_eq!(refused(&other, &token), MSG_WRONG_ISSUER);
         let no_iss = sign_raw(
             &t,
@@ -885,8 +869,8 @@ mod tests {
 
     #[test]
     fn expiry_allows_five_minutes_of_skew_and_no_more() {
-        let (_d, path) = fresh_db();
-        let t = open(&path);
+        let (_d, store) = fresh_db();
+        let t = open(&store);
         let header = json!({"kid": t.current_kid(), "typ": "JWS", "alg": "RS512"});
         let now = now_secs();
         let within = sign_raw(
@@ -894,7 +878,7 @@ mod tests {
             &header,
             &json!({"iss": ISS, "iat": now - 900, "exp": now - 200}),
         );
-        t.verify(&within).unwrap();
+        block(t.verify(&within)).unwrap();
         let exp = now - 301;
         let expired = sign_raw(
             &t,
@@ -913,8 +897,8 @@ mod tests {
 
     #[test]
     fn malformed_tokens_are_refused() {
-        let (_d, path) = fresh_db();
-        let t = open(&path);
+        let (_d, store) = fresh_db();
+        let t = open(&store);
         let token = t.issue(claims(), 600).unwrap();
         let p: Vec<&str> = token.split('.').collect();
         for bad in [
@@ -941,30 +925,30 @@ mod tests {
 
     #[test]
     fn rotation_keeps_old_tokens_valid_and_signs_with_the_new_key() {
-        let (_d, path) = fresh_db();
-        let t = open(&path);
+        let (_d, store) = fresh_db();
+        let t = open(&store);
         // Another process's view, loaded before the rotation.
-        let other = open(&path);
+        let other = open(&store);
         let old_kid = t.current_kid();
         let old_token = t.issue(claims(), 86_400).unwrap();
 
-        let r = Tokens::rotate(&path).unwrap();
+        let r = Tokens::rotate(&store).unwrap();
         assert_ne!(r.kid, old_kid);
         assert!(r.kid.starts_with("idpool-2-"), "{}", r.kid);
         assert_eq!(r.retiring, vec![old_kid.clone()]);
-        let stored = retire_after(&path, &old_kid).unwrap();
+        let stored = retire_after(&store, &old_kid).unwrap();
         let retire = Millis::parse(&stored).unwrap();
         let expect = times::now().0 + RETIRE_AFTER_SECS * 1000;
         assert!((retire.0 - expect).abs() < 60_000, "{stored}");
-        assert_eq!(retire_after(&path, &r.kid), None);
+        assert_eq!(retire_after(&store, &r.kid), None);
 
-        assert!(t.refresh().unwrap());
-        assert!(!t.refresh().unwrap(), "nothing changed since");
+        assert!(t.refresh_blocking().unwrap());
+        assert!(!t.refresh_blocking().unwrap(), "nothing changed since");
         assert_eq!(t.current_kid(), r.kid);
         let new_token = t.issue(claims(), 600).unwrap();
         assert_eq!(parts(&new_token).0["kid"], r.kid.as_str());
-        t.verify(&old_token).unwrap();
-        t.verify(&new_token).unwrap();
+        block(t.verify(&old_token)).unwrap();
+        block(t.verify(&new_token)).unwrap();
 
         let kids: Vec<String> = t.jwks()["keys"]
             .as_array()
@@ -976,112 +960,91 @@ mod tests {
 
         // The other process has never heard of the new kid: it looks in the database once.
         assert_eq!(other.current_kid(), old_kid);
-        other.verify(&new_token).unwrap();
+        block(other.verify(&new_token)).unwrap();
         assert_eq!(other.current_kid(), r.kid);
     }
 
     #[test]
-    fn retired_keys_leave_the_jwks_and_stop_verifying() {
-        let (_d, path) = fresh_db();
-        let t = open(&path);
+    fn retired_keys_leave_the_jwks_stop_verifying_and_go_at_the_next_rotation() {
+        let (_d, store) = fresh_db();
+        let t = open(&store);
         let old_kid = t.current_kid();
         let old_token = t.issue(claims(), 600).unwrap();
-        Tokens::rotate(&path).unwrap();
-        let conn = Connection::open(&path).unwrap();
-        conn.execute(
-            "UPDATE signing_keys SET retire_after = '2000-01-01 00:00:00.000' WHERE kid = ?1",
-            [&old_kid],
-        )
-        .unwrap();
-        t.refresh().unwrap();
+        // Its retirement passed long ago.
+        let past = Millis::parse("2000-01-01 00:00:00.000").unwrap();
+        let retired = store
+            .write_blocking(move |tx| tx.retire_signing_keys(past))
+            .unwrap();
+        assert_eq!(retired, vec![old_kid.clone()]);
+        let r = Tokens::rotate(&store).unwrap();
+        assert_eq!(r.deleted, 1);
+        assert!(r.retiring.is_empty());
+        t.refresh_blocking().unwrap();
         let jwks = t.jwks();
         assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
         assert_ne!(jwks["keys"][0]["kid"], old_kid.as_str());
         assert_eq!(refused(&t, &old_token), MSG_COULD_NOT_VERIFY);
-
-        // The next rotation deletes it.
-        let r = Tokens::rotate(&path).unwrap();
-        assert_eq!(r.deleted, 1);
-        let n: i64 = conn
-            .query_row("SELECT count(*) FROM signing_keys", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(n, 2);
-    }
-
-    #[test]
-    fn rotate_refuses_a_missing_database_and_migrates_an_old_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let missing = dir.path().join("typo.db");
-        assert!(Tokens::rotate(&missing).is_err());
-        assert!(!missing.exists(), "no stray database was created");
-
-        // A database at schema version 1 (before signing keys existed).
-        let old = dir.path().join("v1.db");
-        let conn = Connection::open(&old).unwrap();
-        conn.execute_batch(crate::store::migrate::MIGRATIONS[0].2)
-            .unwrap();
-        conn.pragma_update(None, "user_version", 1).unwrap();
-        drop(conn);
-        let r = Tokens::rotate(&old).unwrap();
-        assert!(
-            r.kid.starts_with("idpool-1-") && r.retiring.is_empty(),
-            "{r:?}"
-        );
-        let t = open(&old);
-        assert_eq!(t.current_kid(), r.kid);
+        Tokens::rotate(&store).unwrap();
+        assert_eq!(store.read_blocking(|tx| tx.keys_version()).unwrap().count, 2);
     }
 
     #[test]
     fn keys_survive_reopening_the_database() {
-        let (_d, path) = fresh_db();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
         let (kid, token) = {
-            let t = open(&path);
-            (t.current_kid(), t.issue(claims(), 600).unwrap())
+            let store = Store::open(&path, Synchronous::Full).unwrap();
+            let t = open(&store);
+            let out = (t.current_kid(), t.issue(claims(), 600).unwrap());
+            store.close();
+            out
         };
-        let t = open(&path);
+        let store = Store::open(&path, Synchronous::Full).unwrap();
+        let t = open(&store);
         assert_eq!(t.current_kid(), kid);
-        t.verify(&token).unwrap();
-        let conn = Connection::open(&path).unwrap();
-        let (n, der_len, jwk, created): (i64, i64, String, String) = conn
-            .query_row(
-                "SELECT count(*), length(private_key), public_jwk, created_at FROM signing_keys",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
+        block(t.verify(&token)).unwrap();
+        let keys = store.read_blocking(|tx| tx.signing_keys()).unwrap();
+        assert_eq!(keys.len(), 1);
+        let der = store
+            .read_blocking(|tx| tx.private_key(&kid))
+            .unwrap()
             .unwrap();
-        assert_eq!(n, 1);
-        assert!(der_len > 1000, "a PKCS#8 RSA-2048 key is about 1.2 kB");
-        let jwk: Value = serde_json::from_str(&jwk).unwrap();
+        assert!(der.len() > 1000, "a PKCS#8 RSA-2048 key is about 1.2 kB");
+        let jwk: Value = serde_json::from_str(&keys[0].public_jwk).unwrap();
         assert_eq!(jwk["kty"], "RSA");
         assert_eq!(jwk["alg"], "RS512");
         assert_eq!(jwk["use"], "sig");
         assert_eq!(jwk["e"], "AQAB");
         assert_eq!(jwk["kid"], kid.as_str());
-        assert!(Millis::parse(&created).is_some(), "{created}");
     }
 
     #[test]
     fn processes_starting_at_once_share_one_first_key() {
-        let (_d, path) = fresh_db();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        Store::open(&path, Synchronous::Full).unwrap().close();
         let handles: Vec<_> = (0..4)
             .map(|_| {
                 let path = path.clone();
-                std::thread::spawn(move || open(&path).current_kid())
+                std::thread::spawn(move || {
+                    // Each its own store on the file, as separate processes would have.
+                    let store = Store::open(&path, Synchronous::Full).unwrap();
+                    let kid = open(&store).current_kid();
+                    store.close();
+                    kid
+                })
             })
             .collect();
         let kids: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
         assert!(kids.iter().all(|k| *k == kids[0]), "{kids:?}");
-        let conn = Connection::open(&path).unwrap();
-        let n: i64 = conn
-            .query_row("SELECT count(*) FROM signing_keys", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(n, 1);
+        let store = Store::open(&path, Synchronous::Full).unwrap();
+        assert_eq!(store.read_blocking(|tx| tx.keys_version()).unwrap().count, 1);
     }
 
     #[test]
     fn jwks_and_discovery_documents() {
-        let (_d, path) = fresh_db();
-        let t = open(&path);
+        let (_d, store) = fresh_db();
+        let t = open(&store);
         let jwks = t.jwks();
         let keys = jwks["keys"].as_array().unwrap();
         assert_eq!(keys.len(), 1);
@@ -1109,11 +1072,12 @@ mod tests {
 
     #[test]
     fn debug_output_shows_no_key_material() {
-        let (_d, path) = fresh_db();
-        let t = open(&path);
-        let conn = Connection::open(&path).unwrap();
-        let der: Vec<u8> = conn
-            .query_row("SELECT private_key FROM signing_keys", [], |r| r.get(0))
+        let (_d, store) = fresh_db();
+        let t = open(&store);
+        let kid = t.current_kid();
+        let der = store
+            .read_blocking(|tx| tx.private_key(&kid))
+            .unwrap()
             .unwrap();
         let shown = format!("{t:?}");
         assert!(shown.contains(&t.current_kid()), "{shown}");

@@ -8,22 +8,18 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::Connection;
 use serde_json::{Map, Value};
 
-use super::identities::{
-    LOGINS_ON_DIFFERENT_IDENTITIES, LOGIN_ALREADY_LINKED, MAX_LOGINS_PER_IDENTITY,
+use super::linking::{
+    self, LOGINS_DONT_MATCH, LOGINS_ON_DIFFERENT_IDENTITIES, MAX_LOGINS_PER_IDENTITY,
     UNAUTH_NOT_SUPPORTED,
 };
 use super::logins::{self, Login, COGNITO_IDENTITY_PROVIDER};
+use crate::model::{Identity, Pool};
 use crate::protocol::ApiError;
-use crate::store::identities::{self as sql, Identity};
-use crate::store::pools::{self, Pool};
+use crate::store::Tx;
 use crate::times;
 use crate::App;
-
-pub const LOGINS_DONT_MATCH: &str =
-    "Logins don't match. Please include at least one valid login for this identity or identity pool.";
 
 /// What a caller presented for an identity, checked: public-provider logins, and the claims of
 /// a token of ours for this identity (the `cognito-identity.amazonaws.com` login) if one was
@@ -74,11 +70,10 @@ pub struct Links {
 }
 
 impl Links {
-    pub fn read(c: &Connection, identity: &str) -> Result<Links, ApiError> {
+    pub fn read(tx: &dyn Tx, identity: &str) -> Result<Links, ApiError> {
         Ok(Links {
-            logins: sql::logins_of(c, identity)?,
-            developer_users: sql::developer_users_of(
-                c,
+            logins: tx.logins_of(identity)?,
+            developer_users: tx.developer_users_of(
                 identity,
                 "",
                 MAX_LOGINS_PER_IDENTITY as usize,
@@ -107,16 +102,22 @@ pub async fn present(
     identity_id: &str,
     logins_map: Option<BTreeMap<String, String>>,
 ) -> Result<(Pool, Identity, Presented), ApiError> {
-    let (identity, pool) = app.store.read(|c| {
-        let identity =
-            sql::get(c, identity_id)?.ok_or_else(|| ApiError::identity_not_found(identity_id))?;
-        let pool = pools::get(c, &identity.pool_id)?
-            .ok_or_else(|| ApiError::identity_not_found(identity_id))?;
-        Ok::<_, ApiError>((identity, pool))
-    })?;
+    let id = identity_id.to_string();
+    let (identity, pool) = app
+        .store
+        .read(move |tx| {
+            let identity = tx
+                .identity(&id)?
+                .ok_or_else(|| ApiError::identity_not_found(&id))?;
+            let pool = tx
+                .pool(&identity.pool_id)?
+                .ok_or_else(|| ApiError::identity_not_found(&id))?;
+            Ok::<_, ApiError>((identity, pool))
+        })
+        .await?;
     let mut map = logins_map.unwrap_or_default();
     let cognito = match map.remove(COGNITO_IDENTITY_PROVIDER) {
-        Some(token) => Some(own_token(app, &pool, identity_id, &token)?),
+        Some(token) => Some(own_token(app, &pool, identity_id, &token).await?),
         None => None,
     };
     let logins = logins::resolve(app, &pool, &map).await?;
@@ -132,13 +133,13 @@ pub async fn present(
 }
 
 /// Checks a token this server issued, presented for `identity_id` of `pool`.
-fn own_token(
+async fn own_token(
     app: &App,
     pool: &Pool,
     identity_id: &str,
     token: &str,
 ) -> Result<Map<String, Value>, ApiError> {
-    let claims = app.tokens.verify(token)?;
+    let claims = app.tokens.verify(token).await?;
     if claims.get("aud").and_then(Value::as_str) != Some(pool.id.as_str()) {
         return Err(ApiError::unsupported_provider());
     }
@@ -152,18 +153,14 @@ fn own_token(
 /// on. With `dry`, nothing is written: `Ok(None)` means a write is needed (a link or a merge),
 /// so the caller runs it again inside a write.
 pub fn settle(
-    c: &Connection,
+    tx: &dyn Tx,
     pool: &Pool,
     identity_id: &str,
     p: &Presented,
     dry: bool,
 ) -> Result<Option<String>, ApiError> {
-    match sql::is_disabled(c, identity_id)? {
-        None => return Err(ApiError::identity_not_found(identity_id)),
-        Some(true) => return Err(ApiError::identity_forbidden(identity_id)),
-        Some(false) => {}
-    }
-    let authenticated = sql::login_count(c, identity_id)? > 0;
+    linking::usable_identity(tx, identity_id)?;
+    let authenticated = tx.login_count(identity_id)? > 0;
     if p.logins.is_empty() {
         if authenticated {
             // Only a developer backend, or a token of ours issued to the identity as
@@ -188,7 +185,7 @@ pub fn settle(
     let mut proves = p.vouched || p.cognito_authenticated();
     let mut other: Option<String> = None;
     for l in &p.logins {
-        match sql::owner_of(c, &pool.id, &l.provider, &l.subject)? {
+        match tx.login_owner(&pool.id, &l.provider, &l.subject)? {
             None => unlinked.push(l),
             Some(o) if o == identity_id => proves = true,
             Some(o) => match &other {
@@ -214,87 +211,13 @@ pub fn settle(
     let target = match other {
         None => identity_id.to_string(),
         Some(owner) => {
-            merge(c, identity_id, &owner)?;
+            linking::merge(tx, identity_id, &owner)?;
             owner
         }
     };
-    link_into(c, &pool.id, &target, &unlinked)?;
-    sql::touch(c, &target, now)?;
+    linking::link_into(tx, &pool.id, &target, &unlinked)?;
+    tx.touch(&target, now)?;
     Ok(Some(target))
-}
-
-/// Refuses to grow an identity past 20 logins (public users and developer user ids).
-pub fn check_room(c: &Connection, identity: &str, adding: usize) -> Result<(), ApiError> {
-    if sql::login_count(c, identity)? + adding as i64 > MAX_LOGINS_PER_IDENTITY {
-        return Err(ApiError::LimitExceeded(format!(
-            "An identity can have at most {MAX_LOGINS_PER_IDENTITY} linked logins."
-        )));
-    }
-    Ok(())
-}
-
-/// Whether any of these logins is already linked to `identity`: the proof of ownership an
-/// authenticated identity needs.
-pub fn owns_any(
-    c: &Connection,
-    pool: &str,
-    identity: &str,
-    logins: &[Login],
-) -> Result<bool, ApiError> {
-    for l in logins {
-        if sql::owner_of(c, pool, &l.provider, &l.subject)?.as_deref() == Some(identity) {
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}
-
-/// Links new logins to an identity: one user per provider, at most 20 logins.
-pub fn link_into(
-    c: &Connection,
-    pool: &str,
-    identity: &str,
-    logins: &[&Login],
-) -> Result<(), ApiError> {
-    if logins.is_empty() {
-        return Ok(());
-    }
-    for l in logins {
-        if sql::subject_for(c, identity, &l.provider)?.is_some() {
-            return Err(ApiError::ResourceConflict(LOGIN_ALREADY_LINKED.to_string()));
-        }
-    }
-    check_room(c, identity, logins.len())?;
-    let now = times::now();
-    for l in logins {
-        sql::link(c, pool, &l.provider, &l.subject, identity, now)?;
-    }
-    Ok(())
-}
-
-/// Merges identity `from` into `into`: `into` takes every login and developer user id of
-/// `from`, and `from` is disabled. Two users of one provider cannot end on one identity.
-pub fn merge(c: &Connection, from: &str, into: &str) -> Result<(), ApiError> {
-    if sql::is_disabled(c, into)? != Some(false) {
-        return Err(ApiError::identity_forbidden(into));
-    }
-    for (provider, subject) in sql::logins_of(c, from)? {
-        if let Some(s) = sql::subject_for(c, into, &provider)? {
-            if s != subject {
-                return Err(ApiError::ResourceConflict(LOGIN_ALREADY_LINKED.to_string()));
-            }
-        }
-    }
-    if sql::login_count(c, into)? + sql::login_count(c, from)? > MAX_LOGINS_PER_IDENTITY {
-        return Err(ApiError::ResourceConflict(format!(
-            "The merged identity would have more than {MAX_LOGINS_PER_IDENTITY} linked logins."
-        )));
-    }
-    let now = times::now();
-    sql::move_links(c, from, into)?;
-    sql::disable(c, from, Some(into), now)?;
-    sql::touch(c, into, now)?;
-    Ok(())
 }
 
 /// Settles a presentation: first from a read (the common case: nothing to change), then, if a
@@ -305,12 +228,15 @@ pub async fn settle_identity(
     identity_id: &str,
     p: &Presented,
 ) -> Result<Settled, ApiError> {
-    let read = app
-        .store
-        .read(|c| match settle(c, pool, identity_id, p, true)? {
-            Some(id) => settled(c, id, p).map(Some),
-            None => Ok(None),
-        })?;
+    let read = {
+        let (pool, identity_id, p) = (pool.clone(), identity_id.to_string(), p.clone());
+        app.store
+            .read(move |tx| match settle(tx, &pool, &identity_id, &p, true)? {
+                Some(id) => settled(tx, id, &p).map(Some),
+                None => Ok(None),
+            })
+            .await?
+    };
     if let Some(s) = read {
         return Ok(s);
     }
@@ -318,16 +244,17 @@ pub async fn settle_identity(
     let identity_id = identity_id.to_string();
     let p = p.clone();
     app.store
-        .write(move |c| {
-            let id = settle(c, &pool, &identity_id, &p, false)?.ok_or(ApiError::InternalError)?;
-            settled(c, id, &p)
+        .write(move |tx| {
+            let id =
+                settle(tx, &pool, &identity_id, &p, false)?.ok_or(ApiError::InternalError)?;
+            settled(tx, id, &p)
         })
         .await
 }
 
-fn settled(c: &Connection, id: String, p: &Presented) -> Result<Settled, ApiError> {
+fn settled(tx: &dyn Tx, id: String, p: &Presented) -> Result<Settled, ApiError> {
     let links = match p.cognito {
-        Some(_) => Some(Links::read(c, &id)?),
+        Some(_) => Some(Links::read(tx, &id)?),
         None => None,
     };
     Ok(Settled { id, links })

@@ -8,12 +8,12 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::access::{self, Links, LOGINS_DONT_MATCH};
+use super::access::{self, Links};
+use super::linking::{self, usable_identity, LOGINS_DONT_MATCH};
 use super::openid::{amr, claims, OPENID_TOKEN_TTL};
 use super::roles;
 use crate::config::CredentialsSource;
 use crate::protocol::ApiError;
-use crate::store::identities as sql;
 use crate::times;
 use crate::tokens;
 use crate::App;
@@ -22,8 +22,6 @@ use crate::App;
 pub const CREDENTIALS_TTL_SECS: i64 = 3600;
 /// The role session name AWS uses for identity-pool credentials.
 pub const ROLE_SESSION_NAME: &str = "CognitoIdentityCredentials";
-const INVALID_CONFIG: &str =
-    "Invalid identity pool configuration. Check assigned IAM roles for this pool.";
 
 #[derive(Deserialize)]
 pub struct GetCredentialsInput {
@@ -68,7 +66,7 @@ pub async fn get_credentials_for_identity(
     }
     let settled = access::settle_identity(app, &pool, &identity.id, &presented).await?;
     let id = settled.id.as_str();
-    let loaded = roles::load_roles(app, &pool.id)?;
+    let loaded = roles::load_roles(app, &pool.id).await?;
     let through_ours =
         presented.logins.is_empty() && settled.links.as_ref().is_some_and(Links::authenticated);
     let role = roles::choose_role(
@@ -81,7 +79,7 @@ pub async fn get_credentials_for_identity(
     let mut creds = match app.config.credentials.source {
         CredentialsSource::Local => local_credentials(),
         CredentialsSource::Sts => {
-            let tags = roles::principal_tags(app, &pool, &presented.logins)?;
+            let tags = roles::principal_tags(app, &pool, &presented.logins).await?;
             let amr = amr(&pool, &presented, None, settled.links.as_ref());
             let token = app.tokens.issue_until(
                 claims(&pool, id, amr, &tags),
@@ -154,9 +152,7 @@ async fn sts_credentials(
     duration: i64,
 ) -> Result<Credentials, ApiError> {
     let Some(endpoint) = app.config.credentials.sts_endpoint.as_deref() else {
-        return Err(ApiError::InvalidIdentityPoolConfiguration(
-            INVALID_CONFIG.to_string(),
-        ));
+        return Err(roles::invalid_configuration());
     };
     let duration = duration.to_string();
     let form = [
@@ -192,9 +188,7 @@ async fn sts_credentials(
         400..=499 => {
             let code = xml_text(&text, "Code").unwrap_or_default();
             tracing::info!(status, code = ?code, role, "STS refused AssumeRoleWithWebIdentity");
-            Err(ApiError::InvalidIdentityPoolConfiguration(
-                INVALID_CONFIG.to_string(),
-            ))
+            Err(roles::invalid_configuration())
         }
         _ => Err(crate::http_client::external_service_error(
             "STS",
@@ -264,27 +258,18 @@ pub async fn unlink_identity(app: &App, input: UnlinkInput) -> Result<Value, Api
     }
     let id = identity.id;
     app.store
-        .write(move |c| {
-            match sql::is_disabled(c, &id)? {
-                None => return Err(ApiError::identity_not_found(&id)),
-                Some(true) => return Err(ApiError::identity_forbidden(&id)),
-                Some(false) => {}
-            }
+        .write(move |tx| {
+            usable_identity(tx, &id)?;
             if !presented.cognito_authenticated()
-                && !access::owns_any(c, &pool.id, &id, &presented.logins)?
+                && !linking::owns_any(tx, &pool.id, &id, &presented.logins)?
             {
                 return Err(ApiError::NotAuthorized(LOGINS_DONT_MATCH.to_string()));
             }
             // Each provider once, however often it is named (at most 20: the validator).
             for provider in input.remove.iter().collect::<BTreeSet<_>>() {
-                sql::unlink(c, &id, provider)?;
+                tx.unlink(&id, provider)?;
             }
-            let now = times::now();
-            if sql::login_count(c, &id)? == 0 {
-                sql::disable(c, &id, None, now)?;
-            } else {
-                sql::touch(c, &id, now)?;
-            }
+            linking::disable_if_unreachable(tx, &id, times::now())?;
             Ok(json!({}))
         })
         .await

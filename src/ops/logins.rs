@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::pools::oidc_provider_host;
 use crate::protocol::ApiError;
-use crate::store::pools::Pool;
+use crate::model::Pool;
 use crate::App;
 
 /// The Logins key under which clients pass back a token this server issued.

@@ -3,14 +3,15 @@
 
 pub mod access;
 pub mod credentials;
+pub mod cursor;
 pub mod identities;
+pub mod linking;
 pub mod logins;
 pub mod openid;
 pub mod pools;
 pub mod roles;
 pub mod tags;
 
-use base64::Engine;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -28,7 +29,7 @@ pub struct Caller {
 
 impl Caller {
     /// Whether this caller owns `pool`: its account, in its region.
-    pub fn owns(&self, pool: &crate::store::pools::Pool) -> bool {
+    pub fn owns(&self, pool: &crate::model::Pool) -> bool {
         pool.account_id == self.account_id && pool.region() == self.region
     }
 }
@@ -55,24 +56,24 @@ pub async fn dispatch(
 ) -> Result<Value, ApiError> {
     match op {
         Operation::CreateIdentityPool => pools::create(app, caller, decode(input)?).await,
-        Operation::DescribeIdentityPool => pools::describe(app, caller, decode(input)?),
+        Operation::DescribeIdentityPool => pools::describe(app, caller, decode(input)?).await,
         Operation::UpdateIdentityPool => pools::update(app, caller, decode(input)?).await,
         Operation::DeleteIdentityPool => pools::delete(app, caller, decode(input)?).await,
-        Operation::ListIdentityPools => pools::list(app, caller, decode(input)?),
+        Operation::ListIdentityPools => pools::list(app, caller, decode(input)?).await,
         Operation::GetId => identities::get_id(app, decode(input)?).await,
-        Operation::DescribeIdentity => identities::describe(app, caller, decode(input)?),
-        Operation::ListIdentities => identities::list(app, caller, decode(input)?),
+        Operation::DescribeIdentity => identities::describe(app, caller, decode(input)?).await,
+        Operation::ListIdentities => identities::list(app, caller, decode(input)?).await,
         Operation::SetIdentityPoolRoles => roles::set_identity_pool_roles(app, caller, input).await,
-        Operation::GetIdentityPoolRoles => roles::get_identity_pool_roles(app, caller, input),
+        Operation::GetIdentityPoolRoles => roles::get_identity_pool_roles(app, caller, input).await,
         Operation::SetPrincipalTagAttributeMap => {
             roles::set_principal_tag_attribute_map(app, caller, input).await
         }
         Operation::GetPrincipalTagAttributeMap => {
-            roles::get_principal_tag_attribute_map(app, caller, input)
+            roles::get_principal_tag_attribute_map(app, caller, input).await
         }
         Operation::TagResource => tags::tag_resource(app, caller, input).await,
         Operation::UntagResource => tags::untag_resource(app, caller, input).await,
-        Operation::ListTagsForResource => tags::list_tags_for_resource(app, caller, input),
+        Operation::ListTagsForResource => tags::list_tags_for_resource(app, caller, input).await,
         Operation::DeleteIdentities => {
             identities::delete_identities(app, caller, decode(input)?).await
         }
@@ -85,7 +86,7 @@ pub async fn dispatch(
             openid::get_open_id_token_for_developer_identity(app, caller, decode(input)?).await
         }
         Operation::LookupDeveloperIdentity => {
-            openid::lookup_developer_identity(app, caller, decode(input)?)
+            openid::lookup_developer_identity(app, caller, decode(input)?).await
         }
         Operation::MergeDeveloperIdentities => {
             openid::merge_developer_identities(app, caller, decode(input)?).await
@@ -101,44 +102,6 @@ pub fn decode<T: DeserializeOwned>(input: Value) -> Result<T, ApiError> {
     serde_json::from_value(input).map_err(|e| ApiError::Serialization(e.to_string()))
 }
 
-/// Encodes a pagination cursor: opaque to clients, bound to what it pages over.
-pub fn encode_token(scope: &str, seq: i64) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{scope}|{seq}"))
-}
-
-/// Decodes a pagination cursor made by `encode_token` for the same scope.
-pub fn decode_token(scope: &str, token: &str) -> Result<i64, ApiError> {
-    let bad = || ApiError::InvalidParameter("The pagination token is invalid.".to_string());
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token)
-        .map_err(|_| bad())?;
-    let text = String::from_utf8(raw).map_err(|_| bad())?;
-    let (s, seq) = text.rsplit_once('|').ok_or_else(bad)?;
-    if s != scope {
-        return Err(bad());
-    }
-    seq.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(bad)
-}
-
-/// Encodes a cursor that is a string (a developer user id), bound to its scope.
-pub fn encode_text_token(scope: &str, value: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{scope}|{value}"))
-}
-
-/// Decodes a cursor made by `encode_text_token` for the same scope.
-pub fn decode_text_token(scope: &str, token: &str) -> Result<String, ApiError> {
-    let bad = || ApiError::InvalidParameter("The pagination token is invalid.".to_string());
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token)
-        .map_err(|_| bad())?;
-    let text = String::from_utf8(raw).map_err(|_| bad())?;
-    let rest = text
-        .strip_prefix(scope)
-        .and_then(|r| r.strip_prefix('|'))
-        .ok_or_else(bad)?;
-    Ok(rest.to_string())
-}
-
 /// A new `<region>:<uuid v4>` id.
 pub fn new_id(region: &str) -> String {
     format!("{region}:{}", uuid::Uuid::new_v4())
@@ -147,15 +110,6 @@ pub fn new_id(region: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tokens_round_trip_and_are_bound_to_their_scope() {
-        let t = encode_token("pools:123", 42);
-        assert_eq!(decode_token("pools:123", &t).unwrap(), 42);
-        assert!(decode_token("pools:124", &t).is_err());
-        assert!(decode_token("pools:123", "!!!").is_err());
-        assert!(decode_token("pools:123", "bm9waXBl").is_err());
-    }
 
     #[test]
     fn ids_are_region_and_lowercase_uuid() {

@@ -7,14 +7,14 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::access::{self, Links, Presented, LOGINS_DONT_MATCH};
-use super::identities::require_pool;
+use super::access::{self, Links, Presented};
+use super::linking::{self, identity_in_pool, require_pool, usable_identity, LOGINS_DONT_MATCH};
 use super::logins;
 use super::pools::{oidc_provider_host, owned_pool};
-use super::{decode_text_token, encode_text_token, new_id, roles, Caller};
+use super::{new_id, roles, Caller};
+use crate::model::Pool;
 use crate::protocol::ApiError;
-use crate::store::identities as sql;
-use crate::store::pools::Pool;
+use crate::store::Tx;
 use crate::times;
 use crate::App;
 
@@ -152,7 +152,7 @@ pub async fn get_open_id_token(app: &App, input: GetOpenIdTokenInput) -> Result<
     }
     let settled = access::settle_identity(app, &pool, &identity.id, &presented).await?;
     let id = settled.id;
-    let tags = roles::principal_tags(app, &pool, &presented.logins)?;
+    let tags = roles::principal_tags(app, &pool, &presented.logins).await?;
     let amr = amr(&pool, &presented, None, settled.links.as_ref());
     let token = app.tokens.issue_until(
         claims(&pool, &id, amr, &tags),
@@ -192,7 +192,7 @@ pub async fn get_open_id_token_for_developer_identity(
     caller: &Caller,
     input: DeveloperTokenInput,
 ) -> Result<Value, ApiError> {
-    let pool = owned_pool(app, caller, &input.pool_id)?;
+    let pool = owned_pool(app, caller, &input.pool_id).await?;
     let name = developer_name(&pool, None)?.to_string();
     let mut map = input.logins;
     let Some(user) = map.remove(&name) else {
@@ -200,13 +200,10 @@ pub async fn get_open_id_token_for_developer_identity(
     };
     let public = logins::resolve(app, &pool, &map).await?;
     if let Some(id) = &input.identity_id {
-        let belongs = app
-            .store
-            .read(|c| sql::get(c, id))?
-            .is_some_and(|i| i.pool_id == pool.id);
-        if !belongs {
-            return Err(ApiError::identity_not_found(id));
-        }
+        let (id, pool_id) = (id.clone(), pool.id.clone());
+        app.store
+            .read(move |tx| identity_in_pool(tx, &id, &pool_id))
+            .await?;
     }
     let presented = Presented {
         logins: public,
@@ -219,11 +216,11 @@ pub async fn get_open_id_token_for_developer_identity(
         let wanted = input.identity_id.clone();
         let presented = presented.clone();
         app.store
-            .write(move |c| {
+            .write(move |tx| {
                 // The pool may have been deleted since it was read: a new identity or link
                 // in it would break its foreign key. Checked here, inside the writer.
-                require_pool(c, &pool.id)?;
-                let owner = sql::developer_owner(c, &pool.id, &user)?;
+                require_pool(tx, &pool.id)?;
+                let owner = tx.developer_owner(&pool.id, &user)?;
                 let target = match (wanted, owner) {
                     (Some(i), Some(o)) if i != o => {
                         return Err(ApiError::DeveloperUserAlreadyRegistered(
@@ -232,33 +229,29 @@ pub async fn get_open_id_token_for_developer_identity(
                     }
                     (Some(i), Some(_)) => i,
                     (Some(i), None) => {
-                        match sql::is_disabled(c, &i)? {
-                            None => return Err(ApiError::identity_not_found(&i)),
-                            Some(true) => return Err(ApiError::identity_forbidden(&i)),
-                            Some(false) => {}
-                        }
-                        if sql::login_count(c, &i)? > 0
-                            && !access::owns_any(c, &pool.id, &i, &presented.logins)?
+                        usable_identity(tx, &i)?;
+                        if tx.login_count(&i)? > 0
+                            && !linking::owns_any(tx, &pool.id, &i, &presented.logins)?
                         {
                             return Err(ApiError::NotAuthorized(LOGINS_DONT_MATCH.to_string()));
                         }
-                        link_developer(c, &pool.id, &user, &i)?;
+                        link_developer(tx, &pool.id, &user, &i)?;
                         i
                     }
                     (None, Some(o)) => o,
                     (None, None) => {
                         let i = new_id(pool.region());
-                        sql::insert(c, &i, &pool.id, times::now())?;
-                        link_developer(c, &pool.id, &user, &i)?;
+                        tx.insert_identity(&i, &pool.id, times::now())?;
+                        link_developer(tx, &pool.id, &user, &i)?;
                         i
                     }
                 };
-                access::settle(c, &pool, &target, &presented, false)?
+                access::settle(tx, &pool, &target, &presented, false)?
                     .ok_or(ApiError::InternalError)
             })
             .await?
     };
-    let mut tags = roles::principal_tags(app, &pool, &presented.logins)?;
+    let mut tags = roles::principal_tags(app, &pool, &presented.logins).await?;
     if let Some(given) = input.principal_tags {
         tags.extend(given);
     }
@@ -275,16 +268,11 @@ pub async fn get_open_id_token_for_developer_identity(
     Ok(json!({ "IdentityId": id, "Token": token }))
 }
 
-fn link_developer(
-    c: &rusqlite::Connection,
-    pool: &str,
-    user: &str,
-    identity: &str,
-) -> Result<(), ApiError> {
-    access::check_room(c, identity, 1)?;
+fn link_developer(tx: &dyn Tx, pool: &str, user: &str, identity: &str) -> Result<(), ApiError> {
+    linking::check_room(tx, identity, 1)?;
     let now = times::now();
-    sql::link_developer(c, pool, user, identity, now)?;
-    sql::touch(c, identity, now)?;
+    tx.link_developer(pool, user, identity, now)?;
+    tx.touch(identity, now)?;
     Ok(())
 }
 
@@ -307,60 +295,52 @@ pub struct LookupInput {
 }
 
 /// LookupDeveloperIdentity: an identity's developer user ids, found by either.
-pub fn lookup_developer_identity(
+pub async fn lookup_developer_identity(
     app: &App,
     caller: &Caller,
     input: LookupInput,
 ) -> Result<Value, ApiError> {
-    let pool = owned_pool(app, caller, &input.pool_id)?;
+    let pool = owned_pool(app, caller, &input.pool_id).await?;
     if input.identity_id.is_none() && input.developer_user.is_none() {
         return Err(ApiError::InvalidParameter(
             "Either IdentityId or DeveloperUserIdentifier must not be null.".to_string(),
         ));
     }
     let limit = input.max_results.unwrap_or(60).clamp(1, 60) as usize;
-    app.store.read(|c| {
-        let by_user = match &input.developer_user {
-            Some(u) => {
-                Some(sql::developer_owner(c, &pool.id, u)?.ok_or_else(|| developer_not_found(u))?)
-            }
-            None => None,
-        };
-        let id = match (&input.identity_id, by_user) {
-            (Some(i), Some(u)) if *i != u => {
-                return Err(ApiError::ResourceConflict(
-                    "The developer user identifier is not linked to the given identity."
-                        .to_string(),
-                ))
-            }
-            (Some(i), _) => {
-                let belongs = sql::get(c, i)?.is_some_and(|x| x.pool_id == pool.id);
-                if !belongs {
-                    return Err(ApiError::identity_not_found(i));
+    let cursors = app.cursors.clone();
+    app.store
+        .read(move |tx| {
+            let by_user = match &input.developer_user {
+                Some(u) => Some(
+                    tx.developer_owner(&pool.id, u)?
+                        .ok_or_else(|| developer_not_found(u))?,
+                ),
+                None => None,
+            };
+            let id = match (&input.identity_id, by_user) {
+                (Some(i), Some(u)) if *i != u => {
+                    return Err(ApiError::ResourceConflict(
+                        "The developer user identifier is not linked to the given identity."
+                            .to_string(),
+                    ))
                 }
-                i.clone()
-            }
-            (None, Some(u)) => u,
-            (None, None) => return Err(ApiError::InternalError),
-        };
-        let scope = format!("developer|{id}");
-        let after = match &input.next_token {
-            Some(t) => decode_text_token(&scope, t)?,
-            None => String::new(),
-        };
-        let mut users = sql::developer_users_of(c, &id, &after, limit)?;
-        let more = users.len() > limit;
-        users.truncate(limit);
-        let mut out = Map::new();
-        out.insert("IdentityId".into(), json!(id));
-        if more {
-            if let Some(last) = users.last() {
-                out.insert("NextToken".into(), json!(encode_text_token(&scope, last)));
-            }
-        }
-        out.insert("DeveloperUserIdentifierList".into(), json!(users));
-        Ok(Value::Object(out))
-    })
+                (Some(i), _) => identity_in_pool(tx, i, &pool.id)?.id,
+                (None, Some(u)) => u,
+                (None, None) => return Err(ApiError::InternalError),
+            };
+            let scope = format!("developer|{id}");
+            let after = match &input.next_token {
+                Some(t) => cursors.open(&scope, t)?,
+                None => String::new(),
+            };
+            let users = tx.developer_users_of(&id, &after, limit)?;
+            let mut out = Map::new();
+            out.insert("IdentityId".into(), json!(id));
+            let users = cursors.page(&scope, users, limit, &mut out, String::clone);
+            out.insert("DeveloperUserIdentifierList".into(), json!(users));
+            Ok(Value::Object(out))
+        })
+        .await
 }
 
 #[derive(Deserialize)]
@@ -381,16 +361,18 @@ pub async fn merge_developer_identities(
     caller: &Caller,
     input: MergeInput,
 ) -> Result<Value, ApiError> {
-    let pool = owned_pool(app, caller, &input.pool_id)?;
+    let pool = owned_pool(app, caller, &input.pool_id).await?;
     developer_name(&pool, Some(&input.provider))?;
     app.store
-        .write(move |c| {
-            let into = sql::developer_owner(c, &pool.id, &input.destination)?
+        .write(move |tx| {
+            let into = tx
+                .developer_owner(&pool.id, &input.destination)?
                 .ok_or_else(|| developer_not_found(&input.destination))?;
-            let from = sql::developer_owner(c, &pool.id, &input.source)?
+            let from = tx
+                .developer_owner(&pool.id, &input.source)?
                 .ok_or_else(|| developer_not_found(&input.source))?;
             if from != into {
-                access::merge(c, &from, &into)?;
+                linking::merge(tx, &from, &into)?;
             }
             Ok(json!({ "IdentityId": into }))
         })
@@ -416,25 +398,17 @@ pub async fn unlink_developer_identity(
     caller: &Caller,
     input: UnlinkDeveloperInput,
 ) -> Result<Value, ApiError> {
-    let pool = owned_pool(app, caller, &input.pool_id)?;
+    let pool = owned_pool(app, caller, &input.pool_id).await?;
     developer_name(&pool, Some(&input.provider))?;
     app.store
-        .write(move |c| {
-            let belongs = sql::get(c, &input.identity_id)?.is_some_and(|i| i.pool_id == pool.id);
-            if !belongs {
-                return Err(ApiError::identity_not_found(&input.identity_id));
-            }
-            if !sql::unlink_developer(c, &pool.id, &input.user, &input.identity_id)? {
+        .write(move |tx| {
+            identity_in_pool(tx, &input.identity_id, &pool.id)?;
+            if !tx.unlink_developer(&pool.id, &input.user, &input.identity_id)? {
                 return Err(ApiError::ResourceConflict(
                     "The developer user identifier is not linked to this identity.".to_string(),
                 ));
             }
-            let now = times::now();
-            if sql::login_count(c, &input.identity_id)? == 0 {
-                sql::disable(c, &input.identity_id, None, now)?;
-            } else {
-                sql::touch(c, &input.identity_id, now)?;
-            }
+            linking::disable_if_unreachable(tx, &input.identity_id, times::now())?;
             Ok(json!({}))
         })
         .await

@@ -2,14 +2,15 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{decode_token, encode_token, new_id, Caller};
+use super::cursor::position_payload;
+use super::{new_id, Caller};
 use crate::arn::Arn;
+use crate::model::{CognitoProvider, Pool, PoolSettings, Position};
 use crate::protocol::ApiError;
-use crate::store::pools::{self as sql, CognitoProvider, Pool, PoolSettings};
+use crate::store::Tx;
 use crate::times;
 use crate::App;
 
@@ -179,16 +180,29 @@ pub fn pool_json(pool: &Pool, tags: &BTreeMap<String, String>) -> Value {
 }
 
 /// Reads a pool the caller's account owns; any other is "not found".
-pub fn owned_pool(app: &App, caller: &Caller, id: &str) -> Result<Pool, ApiError> {
-    app.store.read(|c| owned_pool_in(c, id, caller))
+pub async fn owned_pool(app: &App, caller: &Caller, id: &str) -> Result<Pool, ApiError> {
+    let (id, caller) = (id.to_string(), caller.clone());
+    app.store
+        .read(move |tx| owned_pool_in(tx, &id, &caller))
+        .await
 }
 
-/// On a connection (inside a write, say): the pool `caller` owns — its account's, in its
+/// Inside a transaction (a write, say): the pool `caller` owns — its account's, in its
 /// region; any other is "not found".
-pub fn owned_pool_in(c: &Connection, id: &str, caller: &Caller) -> Result<Pool, ApiError> {
-    sql::get(c, id)?
+pub fn owned_pool_in(tx: &dyn Tx, id: &str, caller: &Caller) -> Result<Pool, ApiError> {
+    tx.pool(id)?
         .filter(|p| caller.owns(p))
         .ok_or_else(|| ApiError::pool_not_found(id))
+}
+
+/// Refuses a new pool past the account's limit.
+fn check_pool_count(tx: &dyn Tx, account: &str) -> Result<(), ApiError> {
+    if tx.count_pools(account)? >= MAX_POOLS_PER_ACCOUNT {
+        return Err(ApiError::LimitExceeded(format!(
+            "Identity pool limit exceeded: an account can have at most {MAX_POOLS_PER_ACCOUNT} identity pools."
+        )));
+    }
+    Ok(())
 }
 
 /// CreateIdentityPool.
@@ -198,15 +212,11 @@ pub async fn create(app: &App, caller: &Caller, input: PoolInput) -> Result<Valu
     let id = new_id(&caller.region);
     let account = caller.account_id.clone();
     app.store
-        .write_additive(move |c| {
-            if sql::count_for_account(c, &account)? >= MAX_POOLS_PER_ACCOUNT {
-                return Err(ApiError::LimitExceeded(format!(
-                    "Identity pool limit exceeded: an account can have at most {MAX_POOLS_PER_ACCOUNT} identity pools."
-                )));
-            }
-            sql::insert(c, &id, &account, &settings, times::now())?;
-            sql::set_tags(c, &id, &tags)?;
-            let pool = sql::get(c, &id)?.ok_or(ApiError::InternalError)?;
+        .write(move |tx| {
+            check_pool_count(tx, &account)?;
+            tx.insert_pool(&id, &account, &settings, times::now())?;
+            tx.set_tags(&id, &tags)?;
+            let pool = tx.pool(&id)?.ok_or(ApiError::InternalError)?;
             Ok(pool_json(&pool, &tags))
         })
         .await
@@ -250,14 +260,19 @@ pub async fn declare(
     let account = caller.account_id.clone();
     let owner = caller.clone();
     let id = id.to_string();
-    let existing = app.store.read(|c| {
-        let pool = sql::get(c, &id)?;
-        let tags = match &pool {
-            Some(_) => sql::tags(c, &id)?,
-            None => BTreeMap::new(),
-        };
-        Ok::<_, ApiError>(pool.map(|p| (p, tags)))
-    })?;
+    let existing = {
+        let id = id.clone();
+        app.store
+            .read(move |tx| {
+                let pool = tx.pool(&id)?;
+                let tags = match &pool {
+                    Some(_) => tx.tags(&id)?,
+                    None => BTreeMap::new(),
+                };
+                Ok::<_, ApiError>(pool.map(|p| (p, tags)))
+            })
+            .await?
+    };
     match existing {
         Some((pool, _)) if pool.account_id != account => Err(ApiError::ResourceConflict(format!(
             "Identity pool {id} exists already and belongs to another account."
@@ -268,29 +283,25 @@ pub async fn declare(
                 return Ok(Declared::Unchanged);
             }
             app.store
-                .write(move |c| {
-                    owned_pool_in(c, &id, &owner)?;
-                    sql::update(c, &id, &settings, times::now())?;
-                    sql::set_tags(c, &id, &tags)?;
+                .write(move |tx| {
+                    owned_pool_in(tx, &id, &owner)?;
+                    tx.update_pool(&id, &settings, times::now())?;
+                    tx.set_tags(&id, &tags)?;
                     Ok(Declared::Updated)
                 })
                 .await
         }
         None => {
             app.store
-                .write_additive(move |c| {
-                    if sql::get(c, &id)?.is_some() {
+                .write(move |tx| {
+                    if tx.pool(&id)?.is_some() {
                         return Err(ApiError::ResourceConflict(format!(
                             "Identity pool {id} was created while it was being declared."
                         )));
                     }
-                    if sql::count_for_account(c, &account)? >= MAX_POOLS_PER_ACCOUNT {
-                        return Err(ApiError::LimitExceeded(format!(
-                            "Identity pool limit exceeded: an account can have at most {MAX_POOLS_PER_ACCOUNT} identity pools."
-                        )));
-                    }
-                    sql::insert(c, &id, &account, &settings, times::now())?;
-                    sql::set_tags(c, &id, &tags)?;
+                    check_pool_count(tx, &account)?;
+                    tx.insert_pool(&id, &account, &settings, times::now())?;
+                    tx.set_tags(&id, &tags)?;
                     Ok(Declared::Created)
                 })
                 .await
@@ -299,10 +310,15 @@ pub async fn declare(
 }
 
 /// DescribeIdentityPool.
-pub fn describe(app: &App, caller: &Caller, input: PoolIdInput) -> Result<Value, ApiError> {
-    let pool = owned_pool(app, caller, &input.id)?;
-    let tags = app.store.read(|c| sql::tags(c, &pool.id))?;
-    Ok(pool_json(&pool, &tags))
+pub async fn describe(app: &App, caller: &Caller, input: PoolIdInput) -> Result<Value, ApiError> {
+    let caller = caller.clone();
+    app.store
+        .read(move |tx| {
+            let pool = owned_pool_in(tx, &input.id, &caller)?;
+            let tags = tx.tags(&pool.id)?;
+            Ok(pool_json(&pool, &tags))
+        })
+        .await
 }
 
 /// UpdateIdentityPool: a full replace, except that an omitted DeveloperProviderName or
@@ -312,18 +328,18 @@ pub async fn update(app: &App, caller: &Caller, input: PoolInput) -> Result<Valu
     let (mut settings, tags) = settings_from(input)?;
     let caller = caller.clone();
     app.store
-        .write(move |c| {
-            let pool = owned_pool_in(c, &id, &caller)?;
+        .write(move |tx| {
+            let pool = owned_pool_in(tx, &id, &caller)?;
             keep_developer_provider(&pool.settings, &mut settings)?;
-            sql::update(c, &id, &settings, times::now())?;
+            tx.update_pool(&id, &settings, times::now())?;
             let tags = match tags {
                 Some(t) => {
-                    sql::set_tags(c, &id, &t)?;
+                    tx.set_tags(&id, &t)?;
                     t
                 }
-                None => sql::tags(c, &id)?,
+                None => tx.tags(&id)?,
             };
-            let pool = sql::get(c, &id)?.ok_or(ApiError::InternalError)?;
+            let pool = tx.pool(&id)?.ok_or(ApiError::InternalError)?;
             Ok(pool_json(&pool, &tags))
         })
         .await
@@ -338,14 +354,14 @@ pub const DELETE_CHUNK: usize = 2_000;
 /// chunk per transaction; the pool row (and whatever was added meanwhile) goes last, at once.
 pub async fn delete(app: &App, caller: &Caller, input: PoolIdInput) -> Result<Value, ApiError> {
     let id = input.id;
-    owned_pool(app, caller, &id)?;
+    owned_pool(app, caller, &id).await?;
     loop {
         let (id, caller) = (id.clone(), caller.clone());
         let removed = app
             .store
-            .write(move |c| {
-                owned_pool_in(c, &id, &caller)?;
-                Ok::<_, ApiError>(sql::delete_identities_chunk(c, &id, DELETE_CHUNK)?)
+            .write(move |tx| {
+                owned_pool_in(tx, &id, &caller)?;
+                Ok::<_, ApiError>(tx.delete_pool_identities(&id, DELETE_CHUNK)?)
             })
             .await?;
         if removed < DELETE_CHUNK {
@@ -354,36 +370,37 @@ pub async fn delete(app: &App, caller: &Caller, input: PoolIdInput) -> Result<Va
     }
     let caller = caller.clone();
     app.store
-        .write(move |c| {
-            owned_pool_in(c, &id, &caller)?;
-            sql::delete(c, &id)?;
+        .write(move |tx| {
+            owned_pool_in(tx, &id, &caller)?;
+            tx.delete_pool(&id)?;
             Ok(json!({}))
         })
         .await
 }
 
 /// ListIdentityPools: the caller's account's pools in creation order.
-pub fn list(app: &App, caller: &Caller, input: ListInput) -> Result<Value, ApiError> {
+pub async fn list(app: &App, caller: &Caller, input: ListInput) -> Result<Value, ApiError> {
     let scope = format!("pools|{}|{}", caller.account_id, caller.region);
     let after = match &input.next_token {
-        Some(t) => decode_token(&scope, t)?,
-        None => 0,
+        Some(t) => Some(app.cursors.open_position(&scope, t)?),
+        None => None,
     };
     let limit = input.max_results.clamp(1, 60) as usize;
-    let mut rows = app
+    let caller = caller.clone();
+    let rows = app
         .store
-        .read(|c| sql::list(c, &caller.account_id, &caller.region, after, limit))?;
-    let more = rows.len() > limit;
-    rows.truncate(limit);
+        .read(move |tx| tx.list_pools(&caller.account_id, &caller.region, after.as_ref(), limit))
+        .await?;
     let mut out = Map::new();
-    if more {
-        if let Some((seq, _, _)) = rows.last() {
-            out.insert("NextToken".into(), json!(encode_token(&scope, *seq)));
-        }
-    }
+    let rows = app.cursors.page(&scope, rows, limit, &mut out, |r| {
+        position_payload(&Position {
+            created_at: r.created_at,
+            id: r.id.clone(),
+        })
+    });
     let pools: Vec<Value> = rows
         .into_iter()
-        .map(|(_, id, name)| json!({"IdentityPoolId": id, "IdentityPoolName": name}))
+        .map(|r| json!({"IdentityPoolId": r.id, "IdentityPoolName": r.name}))
         .collect();
     out.insert("IdentityPools".into(), Value::Array(pools));
     Ok(Value::Object(out))

@@ -12,13 +12,12 @@ use super::logins::{provider_configured, Login};
 use super::pools::{oidc_provider_host, owned_pool, owned_pool_in};
 use super::{decode, Caller};
 use crate::arn::Arn;
+use crate::model::Pool;
 use crate::protocol::ApiError;
-use crate::store::admin;
-use crate::store::pools::Pool;
 use crate::times;
 use crate::App;
 
-pub use crate::store::admin::{
+pub use crate::model::{
     AmbiguousRoleResolution, MappingRule, MappingType, MatchType, PoolRoles, PrincipalTagMap,
     RoleMapping, RulesConfiguration,
 };
@@ -191,10 +190,10 @@ pub async fn set_identity_pool_roles(
     let id = input.id;
     let caller = caller.clone();
     app.store
-        .write(move |c| {
-            let pool = owned_pool_in(c, &id, &caller)?;
+        .write(move |tx| {
+            let pool = owned_pool_in(tx, &id, &caller)?;
             check_roles(&pool, &roles)?;
-            admin::set_roles(c, &id, &roles, times::now())?;
+            tx.set_roles(&id, &roles, times::now())?;
             Ok(json!({}))
         })
         .await
@@ -202,14 +201,14 @@ pub async fn set_identity_pool_roles(
 
 /// GetIdentityPoolRoles: `Roles` always (`{}` when none), `RoleMappings` only when the pool
 /// has some — the shape the AWS CLI shows.
-pub fn get_identity_pool_roles(
+pub async fn get_identity_pool_roles(
     app: &App,
     caller: &Caller,
     input: Value,
 ) -> Result<Value, ApiError> {
     let input: PoolIdInput = decode(input)?;
-    let pool = owned_pool(app, caller, &input.id)?;
-    let roles = load_roles(app, &pool.id)?;
+    let pool = owned_pool(app, caller, &input.id).await?;
+    let roles = load_roles(app, &pool.id).await?;
     let mut role_map = Map::new();
     if let Some(a) = &roles.authenticated {
         role_map.insert("authenticated".into(), json!(a));
@@ -251,14 +250,14 @@ pub async fn set_principal_tag_attribute_map(
     let (id, provider) = (input.id, input.provider);
     let caller = caller.clone();
     app.store
-        .write(move |c| {
-            let pool = owned_pool_in(c, &id, &caller)?;
+        .write(move |tx| {
+            let pool = owned_pool_in(tx, &id, &caller)?;
             if !provider_configured(&pool, &provider) {
                 return Err(ApiError::InvalidParameter(format!(
                     "{provider} is not a configured identity provider of identity pool '{id}'."
                 )));
             }
-            admin::set_principal_tag_map(c, &id, &provider, &map)?;
+            tx.set_principal_tag_map(&id, &provider, &map)?;
             Ok(tag_map_json(&id, &provider, &map))
         })
         .await
@@ -266,16 +265,18 @@ pub async fn set_principal_tag_attribute_map(
 
 /// GetPrincipalTagAttributeMap: the provider's map, or ResourceNotFoundException when none was
 /// ever set (Terraform reads that as "gone").
-pub fn get_principal_tag_attribute_map(
+pub async fn get_principal_tag_attribute_map(
     app: &App,
     caller: &Caller,
     input: Value,
 ) -> Result<Value, ApiError> {
     let input: GetTagMapInput = decode(input)?;
-    let pool = owned_pool(app, caller, &input.id)?;
+    let pool = owned_pool(app, caller, &input.id).await?;
+    let (pool_id, provider) = (pool.id.clone(), input.provider.clone());
     let map = app
         .store
-        .read(|c| admin::principal_tag_map(c, &pool.id, &input.provider))?
+        .read(move |tx| tx.principal_tag_map(&pool_id, &provider))
+        .await?
         .ok_or_else(|| {
             ApiError::ResourceNotFound(format!(
                 "No principal tag attribute map for identity provider '{}' in identity pool '{}'.",
@@ -289,13 +290,17 @@ pub fn get_principal_tag_attribute_map(
 // Role selection and session tags, for GetCredentialsForIdentity.
 
 /// A pool's roles and role mappings, for `choose_role`.
-pub fn load_roles(app: &App, pool_id: &str) -> Result<PoolRoles, ApiError> {
+pub async fn load_roles(app: &App, pool_id: &str) -> Result<PoolRoles, ApiError> {
+    let id = pool_id.to_string();
     app.store
-        .read(|c| admin::roles(c, pool_id))?
+        .read(move |tx| tx.roles(&id))
+        .await?
         .ok_or_else(|| ApiError::pool_not_found(pool_id))
 }
 
-fn invalid_configuration() -> ApiError {
+/// InvalidIdentityPoolConfigurationException with AWS's text: the role an identity needs is
+/// not configured, or STS refused it.
+pub fn invalid_configuration() -> ApiError {
     ApiError::InvalidIdentityPoolConfiguration(INVALID_CONFIGURATION.to_string())
 }
 
@@ -528,7 +533,7 @@ fn tag_value(v: Option<&Value>) -> Option<String> {
 ///
 /// Values are passed as they are; STS limits (50 tags, 256-character values) are the
 /// credential issuer's to enforce.
-pub fn principal_tags(
+pub async fn principal_tags(
     app: &App,
     pool: &Pool,
     logins: &[Login],
@@ -536,7 +541,11 @@ pub fn principal_tags(
     if logins.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let maps = app.store.read(|c| admin::principal_tag_maps(c, &pool.id))?;
+    let id = pool.id.clone();
+    let maps = app
+        .store
+        .read(move |tx| tx.principal_tag_maps(&id))
+        .await?;
     Ok(principal_tags_from(&maps, pool, logins))
 }
 
@@ -587,7 +596,7 @@ pub fn principal_tags_from(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::pools::{CognitoProvider, PoolSettings};
+    use crate::model::{CognitoProvider, PoolSettings};
 
     const USER_POOL: &str = "cognito-idp.us-east-1.amazonaws.com/us-east-1_abc";
     const CLIENT: &str = "client1";
@@ -603,7 +612,7 @@ mod tests {
 
     fn pool() -> Pool {
         Pool {
-            seq: 1,
+            created_at: times::Millis(0),
             id: "us-east-1:0def4f54-71bd-42f5-b8d9-7e8811807670".into(),
             account_id: "123456789012".into(),
             settings: PoolSettings {
@@ -1371,34 +1380,34 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut config = crate::Config::default();
         config.database.path = dir.path().join("t.db");
-        let app = App::open(config).unwrap();
-        let p = pool();
         rt.block_on(async {
+            let app = App::open(config).await.unwrap();
+            let p = pool();
             let settings = p.settings.clone();
             let id = p.id.clone();
             let account = p.account_id.clone();
             app.store
-                .write(move |c| {
-                    crate::store::pools::insert(c, &id, &account, &settings, times::now())?;
-                    admin::set_principal_tag_map(c, &id, GOOGLE, &tag_map(false, &[("e", "email")]))
+                .write(move |tx| {
+                    tx.insert_pool(&id, &account, &settings, times::now())?;
+                    tx.set_principal_tag_map(&id, GOOGLE, &tag_map(false, &[("e", "email")]))
                 })
                 .await
                 .unwrap();
+            let g = [login(GOOGLE, json!({"sub": "g", "email": "g@example.com"}))];
+            assert_eq!(
+                principal_tags(&app, &p, &g).await.unwrap(),
+                tags(&[("e", "g@example.com")])
+            );
+            assert_eq!(principal_tags(&app, &p, &[]).await.unwrap(), BTreeMap::new());
+            let loaded = load_roles(&app, &p.id).await.unwrap();
+            assert_eq!(loaded, PoolRoles::default());
+            assert_eq!(
+                load_roles(&app, "us-east-1:00000000-0000-4000-8000-000000000000").await,
+                Err(ApiError::pool_not_found(
+                    "us-east-1:00000000-0000-4000-8000-000000000000"
+                ))
+            );
+            app.store.close();
         });
-        let g = [login(GOOGLE, json!({"sub": "g", "email": "g@example.com"}))];
-        assert_eq!(
-            principal_tags(&app, &p, &g).unwrap(),
-            tags(&[("e", "g@example.com")])
-        );
-        assert_eq!(principal_tags(&app, &p, &[]).unwrap(), BTreeMap::new());
-        let loaded = load_roles(&app, &p.id).unwrap();
-        assert_eq!(loaded, PoolRoles::default());
-        assert_eq!(
-            load_roles(&app, "us-east-1:00000000-0000-4000-8000-000000000000"),
-            Err(ApiError::pool_not_found(
-                "us-east-1:00000000-0000-4000-8000-000000000000"
-            ))
-        );
-        app.store.close();
     }
 }

@@ -4,16 +4,15 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::pools::check_tag_count;
 use super::{decode, Caller};
 use crate::arn::Arn;
+use crate::model::Pool;
 use crate::protocol::ApiError;
-use crate::store::admin;
-use crate::store::pools::{self as sql, Pool};
+use crate::store::Tx;
 use crate::App;
 
 #[derive(Deserialize)]
@@ -82,14 +81,14 @@ pub fn parse_pool_arn(arn: &str) -> Option<PoolArn<'_>> {
 
 /// The pool an ARN names, if the caller's account owns it and the ARN's region and account are
 /// the pool's; every other case is "not found", as on AWS for another region or account.
-fn pool_of(c: &Connection, caller: &Caller, arn: &str) -> Result<Pool, ApiError> {
+fn pool_of(tx: &dyn Tx, caller: &Caller, arn: &str) -> Result<Pool, ApiError> {
     let parsed = parse_pool_arn(arn).ok_or_else(|| {
         ApiError::InvalidParameter(format!(
             "Invalid ResourceArn: '{arn}' is not an identity pool ARN \
              (arn:aws:cognito-identity:<region>:<account id>:identitypool/<IdentityPoolId>)."
         ))
     })?;
-    sql::get(c, parsed.pool_id)?
+    tx.pool(parsed.pool_id)?
         .filter(|p| caller.owns(p) && p.account_id == parsed.account && p.region() == parsed.region)
         .ok_or_else(|| ApiError::pool_not_found(parsed.pool_id))
 }
@@ -100,12 +99,12 @@ pub async fn tag_resource(app: &App, caller: &Caller, input: Value) -> Result<Va
     let input: TagInput = decode(input)?;
     let caller = caller.clone();
     app.store
-        .write(move |c| {
-            let pool = pool_of(c, &caller, &input.arn)?;
-            let mut all = sql::tags(c, &pool.id)?;
+        .write(move |tx| {
+            let pool = pool_of(tx, &caller, &input.arn)?;
+            let mut all = tx.tags(&pool.id)?;
             all.extend(input.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
             check_tag_count(all.len())?;
-            admin::add_tags(c, &pool.id, &input.tags)?;
+            tx.add_tags(&pool.id, &input.tags)?;
             Ok(json!({}))
         })
         .await
@@ -116,21 +115,29 @@ pub async fn untag_resource(app: &App, caller: &Caller, input: Value) -> Result<
     let input: UntagInput = decode(input)?;
     let caller = caller.clone();
     app.store
-        .write(move |c| {
-            let pool = pool_of(c, &caller, &input.arn)?;
-            admin::remove_tags(c, &pool.id, &input.keys)?;
+        .write(move |tx| {
+            let pool = pool_of(tx, &caller, &input.arn)?;
+            tx.remove_tags(&pool.id, &input.keys)?;
             Ok(json!({}))
         })
         .await
 }
 
 /// ListTagsForResource: `{"Tags": {…}}`, `{}` when the pool has none.
-pub fn list_tags_for_resource(app: &App, caller: &Caller, input: Value) -> Result<Value, ApiError> {
+pub async fn list_tags_for_resource(
+    app: &App,
+    caller: &Caller,
+    input: Value,
+) -> Result<Value, ApiError> {
     let input: ListInput = decode(input)?;
-    let tags = app.store.read(|c| {
-        let pool = pool_of(c, caller, &input.arn)?;
-        Ok::<_, ApiError>(sql::tags(c, &pool.id)?)
-    })?;
+    let caller = caller.clone();
+    let tags = app
+        .store
+        .read(move |tx| {
+            let pool = pool_of(tx, &caller, &input.arn)?;
+            Ok::<_, ApiError>(tx.tags(&pool.id)?)
+        })
+        .await?;
     Ok(json!({ "Tags": tags }))
 }
 

@@ -1,10 +1,11 @@
 //! Read-through caches in front of SQLite for GetId's hot path: identity pools by id, and which
 //! identity owns a (pool, provider, user) login.
 //!
-//! Correctness rests on two rules. (1) Only writes that add rows may leave the cache alone
-//! (`Store::write_additive`): a new identity or a new link never changes an existing mapping.
-//! Every other write — merges, unlinks, deletions, pool updates — clears the cache after its
-//! commit (`Store::write`). (2) A reader stores what it read only if no clear happened since it
+//! Correctness rests on two rules. (1) Only writes that add rows may leave the cache alone: a
+//! new identity or a new link never changes an existing mapping. Every transaction with a step
+//! that can — merges, unlinks, disabling, deletions, pool updates (see `Tx::changes_mappings`) —
+//! has the engine clear the cache right after its commit, before any caller is answered and
+//! whether or not the caller still waits. (2) A reader stores what it read only if no clear happened since it
 //! began (a generation number), so a value read before a commit can never outlive the clear
 //! that follows it. Memory is bounded: logins live in two generations of at most
 //! `LOGIN_CAPACITY / 2` entries each, the older dropped whole when the newer fills.
@@ -12,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::pools::Pool;
+use crate::model::Pool;
 
 /// Login → identity entries kept at most.
 pub const LOGIN_CAPACITY: usize = 200_000;

@@ -38,7 +38,7 @@ use serde_json::{Map, Value};
 use crate::config::{Config, DefaultVerify, ProviderConfig, VerifyMode};
 use crate::http_client::{is_valid_url, HttpClient};
 use crate::protocol::ApiError;
-use crate::store::pools::{CognitoProvider, Pool};
+use crate::model::{CognitoProvider, Pool};
 
 use introspect::Introspector;
 use jwks::{JwksCache, KeyError, Source};
@@ -353,13 +353,13 @@ fn now_secs() -> i64 {
 mod tests {
     use super::*;
     use crate::config::ProvidersConfig;
-    use crate::store::pools::PoolSettings;
+    use crate::model::PoolSettings;
 
     fn pool() -> Pool {
         let mut slp = BTreeMap::new();
         slp.insert("accounts.google.com".to_string(), "web, ios".to_string());
         Pool {
-            seq: 1,
+            created_at: crate::times::Millis(0),
             id: "us-east-1:00000000-0000-4000-8000-000000000000".into(),
             account_id: "000000000000".into(),
             settings: PoolSettings {

@@ -256,7 +256,7 @@ async fn an_issued_token_verifies_with_independent_code_against_the_served_jwks(
     assert_eq!(c["iss"], ISS);
     assert_eq!(c["aud"], POOL);
     assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 600);
-    assert_eq!(Value::Object(ts.app().tokens.verify(&token).unwrap()), c);
+    assert_eq!(Value::Object(ts.app().tokens.verify(&token).await.unwrap()), c);
 
     // The independent verifiers do refuse what they should: a changed payload, another issuer.
     let p: Vec<&str> = token.split('.').collect();
@@ -294,7 +294,7 @@ async fn keys_rotate_on_a_stopped_server_keeps_old_tokens_valid() {
     assert_eq!(kids(&jwks), vec![new_kid.clone(), old_kid.clone()]);
 
     // A token signed before the rotation still verifies, ours and independently.
-    tokens.verify(&old_token).unwrap();
+    tokens.verify(&old_token).await.unwrap();
     verify_independently(&old_token, &jwks, ISS).unwrap();
     // New tokens use the new key.
     let new_token = tokens.issue(claims(), 600).unwrap();
@@ -353,7 +353,7 @@ async fn a_running_server_picks_up_a_rotation_without_restart() {
     assert_eq!(kids(&jwks), vec![new_kid, old_kid]);
     verify_independently(&token, &jwks, ISS).unwrap();
     verify_independently(&old_token, &jwks, ISS).unwrap();
-    ts.app().tokens.verify(&old_token).unwrap();
+    ts.app().tokens.verify(&old_token).await.unwrap();
     ts.stop().await;
 }
 

@@ -1,107 +1,16 @@
-//! SQL for a pool's roles and role mappings, its principal tag attribute maps and its tags
-//! (TagResource/UntagResource). The types here are stored in the wire's own spelling, so what an
-//! admin reads at a `sqlite3` prompt is what SetIdentityPoolRoles took.
+//! SQL for a pool's roles and role mappings, its principal tag attribute maps and its tags.
+//! JSON columns hold the wire's own spelling, so what an admin reads at a `sqlite3` prompt is
+//! what SetIdentityPoolRoles took.
 
 use std::collections::BTreeMap;
 
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::{Deserialize, Serialize};
 
-use super::StoreError;
+use crate::model::{PoolRoles, PrincipalTagMap};
+use crate::store::StoreError;
 use crate::times::Millis;
 
-/// RoleMapping `Type`: where the role comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum MappingType {
-    /// From the token's `cognito:preferred_role` / `cognito:roles` claims.
-    Token,
-    /// From the first matching claim rule.
-    Rules,
-}
-
-/// RoleMapping `AmbiguousRoleResolution`: what to do when the mapping decides nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum AmbiguousRoleResolution {
-    /// Fall back to the pool's authenticated role.
-    AuthenticatedRole,
-    /// Refuse the request.
-    Deny,
-}
-
-/// MappingRule `MatchType`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum MatchType {
-    Equals,
-    Contains,
-    StartsWith,
-    NotEqual,
-}
-
-/// One claim rule of a `Rules` mapping, as the wire spells it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MappingRule {
-    #[serde(rename = "Claim")]
-    pub claim: String,
-    #[serde(rename = "MatchType")]
-    pub match_type: MatchType,
-    #[serde(rename = "Value")]
-    pub value: String,
-    #[serde(rename = "RoleARN")]
-    pub role_arn: String,
-}
-
-/// RulesConfigurationType: the ordered rules of a mapping.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RulesConfiguration {
-    #[serde(rename = "Rules")]
-    pub rules: Vec<MappingRule>,
-}
-
-/// One RoleMappings value, as the wire spells it (members that were not sent stay absent).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RoleMapping {
-    #[serde(rename = "Type")]
-    pub kind: MappingType,
-    #[serde(
-        rename = "AmbiguousRoleResolution",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub ambiguous_role_resolution: Option<AmbiguousRoleResolution>,
-    #[serde(
-        rename = "RulesConfiguration",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub rules_configuration: Option<RulesConfiguration>,
-}
-
-/// A pool's role configuration as stored in its row: what SetIdentityPoolRoles set, and what
-/// role selection for GetCredentialsForIdentity reads (`ops::roles::choose_role`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PoolRoles {
-    /// `Roles.authenticated`: the default role of authenticated identities.
-    pub authenticated: Option<String>,
-    /// `Roles.unauthenticated`: the role of guests.
-    pub unauthenticated: Option<String>,
-    /// `RoleMappings`, by mapping key (provider, or `<user pool provider>:<client id>`).
-    pub role_mappings: BTreeMap<String, RoleMapping>,
-}
-
-/// One principal tag attribute map: `UseDefaults` and tag key → claim name.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PrincipalTagMap {
-    pub use_defaults: bool,
-    pub principal_tags: BTreeMap<String, String>,
-}
-
-fn to_json<T: Serialize>(v: &T) -> Result<String, StoreError> {
-    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn from_json<T: for<'de> Deserialize<'de>>(what: &str, text: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
-}
+use super::{from_json, to_json};
 
 /// A pool's roles and role mappings; `None` when the pool does not exist.
 pub fn roles(c: &Connection, pool_id: &str) -> Result<Option<PoolRoles>, StoreError> {

@@ -2,46 +2,25 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::StoreError;
+use super::{position_args, time_col};
+use crate::model::{DescribedIdentity, Identity, Position};
+use crate::store::StoreError;
 use crate::times::Millis;
-
-/// A stored identity.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    pub seq: i64,
-    pub id: String,
-    pub pool_id: String,
-    pub created_at: Millis,
-    pub updated_at: Millis,
-    pub disabled: bool,
-}
-
-fn time_col(row: &Row, i: usize) -> rusqlite::Result<Millis> {
-    let s: String = row.get(i)?;
-    Millis::parse(&s).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            i,
-            rusqlite::types::Type::Text,
-            format!("bad time {s:?}").into(),
-        )
-    })
-}
 
 fn from_row(row: &Row) -> rusqlite::Result<Identity> {
     Ok(Identity {
-        seq: row.get(0)?,
-        id: row.get(1)?,
-        pool_id: row.get(2)?,
-        created_at: time_col(row, 3)?,
-        updated_at: time_col(row, 4)?,
-        disabled: row.get(5)?,
+        id: row.get(0)?,
+        pool_id: row.get(1)?,
+        created_at: time_col(row, 2)?,
+        updated_at: time_col(row, 3)?,
+        disabled: row.get(4)?,
     })
 }
 
 /// Reads an identity by id.
 pub fn get(c: &Connection, id: &str) -> Result<Option<Identity>, StoreError> {
     Ok(c.prepare_cached(
-        "SELECT seq, id, pool_id, created_at, updated_at, disabled FROM identities WHERE id = ?1",
+        "SELECT id, pool_id, created_at, updated_at, disabled FROM identities WHERE id = ?1",
     )?
     .query_row([id], from_row)
     .optional()?)
@@ -59,15 +38,6 @@ pub fn owner_of(
     )?
     .query_row([pool, provider, subject], |r| r.get(0))
     .optional()?)
-}
-
-/// Whether an identity is disabled (None: no such identity).
-pub fn is_disabled(c: &Connection, id: &str) -> Result<Option<bool>, StoreError> {
-    Ok(
-        c.prepare_cached("SELECT disabled FROM identities WHERE id = ?1")?
-            .query_row([id], |r| r.get(0))
-            .optional()?,
-    )
 }
 
 /// Creates an identity.
@@ -126,46 +96,68 @@ pub fn touch(c: &Connection, identity: &str, now: Millis) -> Result<(), StoreErr
     Ok(())
 }
 
-/// The provider names an identity is linked with, sorted; `developer` is the pool's developer
-/// provider name, listed when the identity has developer user ids.
-pub fn providers(
-    c: &Connection,
-    identity: &str,
-    developer: Option<&str>,
-) -> Result<Vec<String>, StoreError> {
-    let mut stmt =
-        c.prepare_cached("SELECT provider FROM logins WHERE identity_id = ?1 ORDER BY provider")?;
-    let mut out: Vec<String> = stmt
-        .query_map([identity], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    if let Some(dev) = developer {
-        let has: bool = c
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM developer_users WHERE identity_id = ?1)")?
-            .query_row([identity], |r| r.get(0))?;
-        if has && !out.iter().any(|p| p == dev) {
-            out.push(dev.to_string());
-            out.sort();
+/// The provider names of an identity, one text joined by U+001F, and whether it has developer
+/// user ids: the two columns `described` turns into a provider list.
+const PROVIDER_COLUMNS: &str = "(SELECT group_concat(provider, char(31)) FROM \
+     (SELECT provider FROM logins WHERE identity_id = i.id ORDER BY provider)), \
+     EXISTS (SELECT 1 FROM developer_users WHERE identity_id = i.id)";
+
+fn described(row: &Row, developer: Option<&str>) -> rusqlite::Result<DescribedIdentity> {
+    let identity = from_row(row)?;
+    let joined: Option<String> = row.get(5)?;
+    let has_developer: bool = row.get(6)?;
+    let mut providers: Vec<String> = match joined {
+        Some(j) => j.split('\u{1f}').map(str::to_string).collect(),
+        None => Vec::new(),
+    };
+    providers.sort();
+    if let Some(dev) = developer.filter(|_| has_developer) {
+        if !providers.iter().any(|p| p == dev) {
+            providers.push(dev.to_string());
+            providers.sort();
         }
     }
-    Ok(out)
+    Ok(DescribedIdentity {
+        identity,
+        providers,
+    })
 }
 
-/// One page of a pool's identities after `after_seq`, in creation order, `limit + 1` rows so the
-/// caller knows whether another page exists.
+/// An identity with its provider names, in one statement.
+pub fn describe(
+    c: &Connection,
+    id: &str,
+    developer: Option<&str>,
+) -> Result<Option<DescribedIdentity>, StoreError> {
+    let sql = format!(
+        "SELECT i.id, i.pool_id, i.created_at, i.updated_at, i.disabled, {PROVIDER_COLUMNS} \
+         FROM identities i WHERE i.id = ?1"
+    );
+    Ok(c.prepare_cached(&sql)?
+        .query_row([id], |r| described(r, developer))
+        .optional()?)
+}
+
+/// Up to `limit + 1` of a pool's identities after `after`, in creation order, each with its
+/// provider names: one statement for the page.
 pub fn list(
     c: &Connection,
     pool: &str,
-    after_seq: i64,
+    after: Option<&Position>,
     limit: usize,
     hide_disabled: bool,
-) -> Result<Vec<Identity>, StoreError> {
-    let mut stmt = c.prepare_cached(
-        "SELECT seq, id, pool_id, created_at, updated_at, disabled FROM identities \
-         WHERE pool_id = ?1 AND seq > ?2 AND (?3 = 0 OR disabled = 0) ORDER BY seq LIMIT ?4",
-    )?;
+    developer: Option<&str>,
+) -> Result<Vec<DescribedIdentity>, StoreError> {
+    let sql = format!(
+        "SELECT i.id, i.pool_id, i.created_at, i.updated_at, i.disabled, {PROVIDER_COLUMNS} \
+         FROM identities i WHERE i.pool_id = ?1 AND (i.created_at, i.id) > (?2, ?3) \
+         AND (?4 = 0 OR i.disabled = 0) ORDER BY i.created_at, i.id LIMIT ?5"
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    let (t, i) = position_args(after);
     let rows = stmt.query_map(
-        params![pool, after_seq, hide_disabled, limit as i64 + 1],
-        from_row,
+        params![pool, t, i, hide_disabled, limit as i64 + 1],
+        |r| described(r, developer),
     )?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::StoreError;
+use crate::store::StoreError;
 
 /// What a finished backup wrote.
 #[derive(Debug, Clone)]
@@ -177,7 +177,7 @@ mod tests {
         let db = dir.path().join("a.db");
         {
             let mut c = Connection::open(&db).unwrap();
-            crate::store::migrate::migrate(&mut c).unwrap();
+            crate::store::sqlite::migrate::migrate(&mut c).unwrap();
         }
         let to = dir.path().join("b.db");
         let b = backup(&db, &to, |_, _| {}).unwrap();

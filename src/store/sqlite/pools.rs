@@ -3,52 +3,14 @@
 use std::collections::BTreeMap;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::StoreError;
+use super::{position_args, time_col};
+use crate::model::{Pool, PoolSettings, PoolSummary, Position};
+use crate::store::StoreError;
 use crate::times::Millis;
 
-/// One `CognitoIdentityProviders` entry, stored as the wire spells it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CognitoProvider {
-    #[serde(rename = "ProviderName")]
-    pub provider_name: String,
-    #[serde(rename = "ClientId", default, skip_serializing_if = "Option::is_none")]
-    pub client_id: Option<String>,
-    #[serde(rename = "ServerSideTokenCheck", default)]
-    pub server_side_token_check: bool,
-}
-
-/// An identity pool's settings, as the pool operations read and write them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PoolSettings {
-    pub name: String,
-    pub allow_unauthenticated: bool,
-    pub allow_classic_flow: Option<bool>,
-    pub developer_provider_name: Option<String>,
-    pub supported_login_providers: BTreeMap<String, String>,
-    pub openid_connect_provider_arns: Vec<String>,
-    pub cognito_identity_providers: Vec<CognitoProvider>,
-    pub saml_provider_arns: Vec<String>,
-}
-
-/// A stored identity pool.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pool {
-    pub seq: i64,
-    pub id: String,
-    pub account_id: String,
-    pub settings: PoolSettings,
-}
-
-impl Pool {
-    /// The region prefix of the pool id: new identities of the pool carry it.
-    pub fn region(&self) -> &str {
-        self.id.split_once(':').map(|(r, _)| r).unwrap_or("")
-    }
-}
-
-const COLUMNS: &str = "seq, id, account_id, name, allow_unauthenticated, allow_classic_flow, \
+const COLUMNS: &str = "created_at, id, account_id, name, allow_unauthenticated, allow_classic_flow, \
      developer_provider_name, supported_login_providers, openid_connect_provider_arns, \
      cognito_identity_providers, saml_provider_arns";
 
@@ -61,7 +23,7 @@ fn json_col<T: for<'de> Deserialize<'de>>(row: &Row, i: usize) -> rusqlite::Resu
 
 fn from_row(row: &Row) -> rusqlite::Result<Pool> {
     Ok(Pool {
-        seq: row.get(0)?,
+        created_at: time_col(row, 0)?,
         id: row.get(1)?,
         account_id: row.get(2)?,
         settings: PoolSettings {
@@ -77,9 +39,7 @@ fn from_row(row: &Row) -> rusqlite::Result<Pool> {
     })
 }
 
-fn to_json<T: Serialize>(v: &T) -> Result<String, StoreError> {
-    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
+use super::to_json;
 
 /// Reads a pool by id.
 pub fn get(c: &Connection, id: &str) -> Result<Option<Pool>, StoreError> {
@@ -160,7 +120,7 @@ pub fn delete_identities_chunk(
 ) -> Result<usize, StoreError> {
     Ok(c.prepare_cached(
         "DELETE FROM identities WHERE id IN \
-         (SELECT id FROM identities WHERE pool_id = ?1 ORDER BY seq LIMIT ?2)",
+         (SELECT id FROM identities WHERE pool_id = ?1 ORDER BY created_at, id LIMIT ?2)",
     )?
     .execute(params![pool, limit as i64])?)
 }
@@ -172,23 +132,28 @@ pub fn delete(c: &Connection, id: &str) -> Result<bool, StoreError> {
         > 0)
 }
 
-/// One page of an account's pools in one region after `after_seq`, in creation order;
-/// `limit + 1` rows are read so the caller knows whether another page exists.
+/// Up to `limit + 1` of an account's pools in one region after `after`, in creation order.
 pub fn list(
     c: &Connection,
     account: &str,
     region: &str,
-    after_seq: i64,
+    after: Option<&Position>,
     limit: usize,
-) -> Result<Vec<(i64, String, String)>, StoreError> {
+) -> Result<Vec<PoolSummary>, StoreError> {
     // A pool's region is its id's prefix: `id >= 'r:' AND id < 'r;'` is exactly "starts with
     // r:" (';' follows ':'), and keeps LIKE's wildcards out of it.
     let mut stmt = c.prepare_cached(
-        "SELECT seq, id, name FROM pools WHERE account_id = ?1 AND seq > ?2 \
-         AND id >= ?4 || ':' AND id < ?4 || ';' ORDER BY seq LIMIT ?3",
+        "SELECT created_at, id, name FROM pools WHERE account_id = ?1 \
+         AND (created_at, id) > (?2, ?3) \
+         AND id >= ?5 || ':' AND id < ?5 || ';' ORDER BY created_at, id LIMIT ?4",
     )?;
-    let rows = stmt.query_map(params![account, after_seq, limit as i64 + 1, region], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    let (t, i) = position_args(after);
+    let rows = stmt.query_map(params![account, t, i, limit as i64 + 1, region], |r| {
+        Ok(PoolSummary {
+            created_at: time_col(r, 0)?,
+            id: r.get(1)?,
+            name: r.get(2)?,
+        })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

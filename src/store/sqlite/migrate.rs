@@ -3,19 +3,24 @@
 
 use rusqlite::Connection;
 
-use super::StoreError;
+use crate::store::StoreError;
 
 /// Every migration this binary knows, in order. Append only.
 pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         1,
         "0001_init",
-        include_str!("../../migrations/0001_init.sql"),
+        include_str!("../../../migrations/0001_init.sql"),
     ),
     (
         2,
         "0002_signing_keys",
-        include_str!("../../migrations/0002_signing_keys.sql"),
+        include_str!("../../../migrations/0002_signing_keys.sql"),
+    ),
+    (
+        3,
+        "0003_listing_order",
+        include_str!("../../../migrations/0003_listing_order.sql"),
     ),
 ];
 
@@ -38,6 +43,11 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             continue;
         }
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // Another process may have applied it while this one waited for the lock.
+        let now: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if now >= *version {
+            continue;
+        }
         tx.execute_batch(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
                  version    INTEGER PRIMARY KEY,
@@ -102,5 +112,30 @@ mod tests {
         let err = migrate(&mut c).unwrap_err();
         assert!(matches!(err, StoreError::TooNew { .. }), "{err}");
         assert!(err.to_string().contains("newer"), "{err}");
+    }
+
+    #[test]
+    fn a_database_from_before_signing_keys_is_brought_up_to_date() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("v1.db");
+        let conn = Connection::open(&old).unwrap();
+        conn.execute_batch(MIGRATIONS[0].2).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        drop(conn);
+        let store = crate::store::Store::open(&old, crate::config::Synchronous::Full).unwrap();
+        let r = crate::tokens::Tokens::rotate(&store).unwrap();
+        assert!(
+            r.kid.starts_with("idpool-1-") && r.retiring.is_empty(),
+            "{r:?}"
+        );
+        let t = crate::tokens::Tokens::open(&store, "https://id.example.test".into()).unwrap();
+        assert_eq!(t.current_kid(), r.kid);
+        assert!(store.read_blocking(|tx| tx.secret("cursor")).unwrap().is_some());
+        store.close();
+        let version: i64 = Connection::open(&old)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, latest());
     }
 }

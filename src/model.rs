@@ -1,0 +1,187 @@
+//! The domain's own types: what the operations work with and what storage keeps. The store
+//! turns its rows into these; the wire's spelling (serde names) is the one AWS uses, so the
+//! values an admin reads at a SQL prompt are what the API took.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::times::Millis;
+
+/// One `CognitoIdentityProviders` entry, stored as the wire spells it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CognitoProvider {
+    #[serde(rename = "ProviderName")]
+    pub provider_name: String,
+    #[serde(rename = "ClientId", default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(rename = "ServerSideTokenCheck", default)]
+    pub server_side_token_check: bool,
+}
+
+/// An identity pool's settings, as the pool operations read and write them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolSettings {
+    pub name: String,
+    pub allow_unauthenticated: bool,
+    pub allow_classic_flow: Option<bool>,
+    pub developer_provider_name: Option<String>,
+    pub supported_login_providers: BTreeMap<String, String>,
+    pub openid_connect_provider_arns: Vec<String>,
+    pub cognito_identity_providers: Vec<CognitoProvider>,
+    pub saml_provider_arns: Vec<String>,
+}
+
+/// A stored identity pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pool {
+    pub id: String,
+    pub account_id: String,
+    pub settings: PoolSettings,
+    /// When it was created: its place in ListIdentityPools' order.
+    pub created_at: Millis,
+}
+
+impl Pool {
+    /// The region prefix of the pool id: new identities of the pool carry it.
+    pub fn region(&self) -> &str {
+        self.id.split_once(':').map(|(r, _)| r).unwrap_or("")
+    }
+}
+
+/// A pool in ListIdentityPools.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolSummary {
+    pub id: String,
+    pub name: String,
+    pub created_at: Millis,
+}
+
+/// An identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub id: String,
+    pub pool_id: String,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub disabled: bool,
+}
+
+/// An identity with the provider names it is linked with, sorted (the developer provider
+/// included when it has developer user ids): one row of DescribeIdentity and ListIdentities.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribedIdentity {
+    pub identity: Identity,
+    pub providers: Vec<String>,
+}
+
+/// Where a page of a listing in creation order ends: the creation time and id of its last
+/// item (ids break ties between items created in the same millisecond).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    pub created_at: Millis,
+    pub id: String,
+}
+
+/// RoleMapping `Type`: where the role comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MappingType {
+    /// From the token's `cognito:preferred_role` / `cognito:roles` claims.
+    Token,
+    /// From the first matching claim rule.
+    Rules,
+}
+
+/// RoleMapping `AmbiguousRoleResolution`: what to do when the mapping decides nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AmbiguousRoleResolution {
+    /// Fall back to the pool's authenticated role.
+    AuthenticatedRole,
+    /// Refuse the request.
+    Deny,
+}
+
+/// MappingRule `MatchType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MatchType {
+    Equals,
+    Contains,
+    StartsWith,
+    NotEqual,
+}
+
+/// One claim rule of a `Rules` mapping, as the wire spells it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MappingRule {
+    #[serde(rename = "Claim")]
+    pub claim: String,
+    #[serde(rename = "MatchType")]
+    pub match_type: MatchType,
+    #[serde(rename = "Value")]
+    pub value: String,
+    #[serde(rename = "RoleARN")]
+    pub role_arn: String,
+}
+
+/// RulesConfigurationType: the ordered rules of a mapping.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RulesConfiguration {
+    #[serde(rename = "Rules")]
+    pub rules: Vec<MappingRule>,
+}
+
+/// One RoleMappings value, as the wire spells it (members that were not sent stay absent).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleMapping {
+    #[serde(rename = "Type")]
+    pub kind: MappingType,
+    #[serde(
+        rename = "AmbiguousRoleResolution",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ambiguous_role_resolution: Option<AmbiguousRoleResolution>,
+    #[serde(
+        rename = "RulesConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub rules_configuration: Option<RulesConfiguration>,
+}
+
+/// A pool's role configuration as stored in its row: what SetIdentityPoolRoles set, and what
+/// role selection for GetCredentialsForIdentity reads (`ops::roles::choose_role`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolRoles {
+    /// `Roles.authenticated`: the default role of authenticated identities.
+    pub authenticated: Option<String>,
+    /// `Roles.unauthenticated`: the role of guests.
+    pub unauthenticated: Option<String>,
+    /// `RoleMappings`, by mapping key (provider, or `<user pool provider>:<client id>`).
+    pub role_mappings: BTreeMap<String, RoleMapping>,
+}
+
+/// One principal tag attribute map: `UseDefaults` and tag key → claim name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PrincipalTagMap {
+    pub use_defaults: bool,
+    pub principal_tags: BTreeMap<String, String>,
+}
+
+/// A token signing key as stored: its public half, and when it stops being published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKey {
+    pub kid: String,
+    pub seq: i64,
+    /// The JWK exactly as published (JSON text).
+    pub public_jwk: String,
+    pub retire_after: Option<Millis>,
+}
+
+/// What tells whether the key table changed: compared, never interpreted.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KeysVersion {
+    pub count: i64,
+    pub max_seq: i64,
+    pub max_retire: Option<Millis>,
+}
