@@ -7,6 +7,7 @@ mod common;
 mod auth;
 mod backup;
 mod binary;
+mod cache_coherence;
 mod bounds;
 mod concurrency;
 mod defaults;
