@@ -12,7 +12,7 @@ use super::error::ApiError;
 use super::router::Operation;
 
 /// The botocore service model, documentation stripped.
-const MODEL: &str = include_str!("cognito-identity-2014-06-30.model.json");
+const MODEL: &str = include_str!("../cognito-identity-2014-06-30.model.json");
 
 /// A rendered value longer than this many characters is cut, then followed by `...`.
 const RENDER_LIMIT: usize = 1024;
