@@ -846,14 +846,22 @@ fn scoped_mac(
     for part in [scope.region, scope.service, TERMINATOR] {
         key = hmac(&key, part.as_bytes())?.finalize().into_bytes();
     }
-    let string_to_sign = format!(
+    hmac(
+        &key,
+        string_to_sign(scope, amz_date, canonical_request).as_bytes(),
+    )
+}
+
+/// The string to sign: the algorithm, the request time, the credential scope and the hex
+/// SHA-256 of the canonical request, one per line.
+fn string_to_sign(scope: &Scope<'_>, amz_date: &str, canonical_request: &[u8]) -> String {
+    format!(
         "{ALGORITHM}\n{amz_date}\n{}/{}/{}/{TERMINATOR}\n{}",
         scope.date,
         scope.region,
         scope.service,
         sha256_hex(canonical_request)
-    );
-    hmac(&key, string_to_sign.as_bytes())
+    )
 }
 
 #[cfg(test)]
