@@ -1,11 +1,11 @@
 //! The pure parts of checking a provider JWT: splitting and decoding it, the algorithm policy,
-//! the signature check against one JWK, and the claim rules with AWS's exact messages.
+//! and the claim rules with AWS's exact messages. The keys a signature is checked with are
+//! [`super::keys`]'s.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{Map, Value};
 
-use super::jwks::{Jwk, KeyMaterial};
 use super::{Audiences, Refusal};
 
 /// Clock-skew grace on `exp` and `nbf`, as AWS documents for OIDC providers (5 minutes).
@@ -52,56 +52,6 @@ impl Alg {
             Alg::PS512 => "PS512",
             Alg::ES256 => "ES256",
             Alg::ES384 => "ES384",
-        }
-    }
-
-    /// Whether a key may verify this algorithm: the key type (and EC curve) must fit, and a
-    /// key that names its own `alg` allows only that one.
-    pub fn fits(self, key: &Jwk) -> bool {
-        if key.alg.as_deref().is_some_and(|a| a != self.name()) {
-            return false;
-        }
-        matches!(
-            (&key.material, self),
-            (
-                KeyMaterial::Rsa { .. },
-                Alg::RS256 | Alg::RS384 | Alg::RS512 | Alg::PS256 | Alg::PS384 | Alg::PS512,
-            ) | (KeyMaterial::P256 { .. }, Alg::ES256)
-                | (KeyMaterial::P384 { .. }, Alg::ES384)
-        )
-    }
-
-    /// Checks `sig` over `message` with `key`; false for any mismatch or failure.
-    pub fn verify(self, key: &Jwk, message: &[u8], sig: &[u8]) -> bool {
-        use aws_lc_rs::signature as s;
-        if !self.fits(key) {
-            return false;
-        }
-        match &key.material {
-            KeyMaterial::Rsa { n, e } => {
-                let params = match self {
-                    Alg::RS256 => &s::RSA_PKCS1_2048_8192_SHA256,
-                    Alg::RS384 => &s::RSA_PKCS1_2048_8192_SHA384,
-                    Alg::RS512 => &s::RSA_PKCS1_2048_8192_SHA512,
-                    Alg::PS256 => &s::RSA_PSS_2048_8192_SHA256,
-                    Alg::PS384 => &s::RSA_PSS_2048_8192_SHA384,
-                    Alg::PS512 => &s::RSA_PSS_2048_8192_SHA512,
-                    Alg::ES256 | Alg::ES384 => return false,
-                };
-                s::RsaPublicKeyComponents { n, e }
-                    .verify(params, message, sig)
-                    .is_ok()
-            }
-            KeyMaterial::P256 { point } => {
-                s::UnparsedPublicKey::new(&s::ECDSA_P256_SHA256_FIXED, point)
-                    .verify(message, sig)
-                    .is_ok()
-            }
-            KeyMaterial::P384 { point } => {
-                s::UnparsedPublicKey::new(&s::ECDSA_P384_SHA384_FIXED, point)
-                    .verify(message, sig)
-                    .is_ok()
-            }
         }
     }
 }

@@ -28,6 +28,7 @@
 pub mod introspect;
 pub mod jwks;
 pub mod jwt;
+pub mod keys;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -310,7 +311,7 @@ impl Verifier {
         let alg = parsed.alg;
         let (signed, sig) = (parsed.signed, parsed.signature.as_slice());
         keys.verify_with(self.http.as_ref(), parsed.kid.as_deref(), alg, |k| {
-            alg.verify(k, signed, sig)
+            k.verifies(alg, signed, sig)
         })
         .await
         .map_err(|e| match e {
