@@ -1,7 +1,7 @@
 //! A provider's public signing keys: a JWKS document parsed into the keys this server can use,
 //! which of them fit a token's `kid` and algorithm, and the signature check with one key.
 //!
-//! Where the documents come from, and how long they are kept, is [`super::jwks`]'s
+//! Where the documents come from, and how long they are kept, is [`super::key_cache`]'s
 //! business; the token side (taking a JWT apart, the algorithm policy) is [`super::jwt`]'s.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
