@@ -11,7 +11,13 @@ use base64::Engine;
 use serde_json::{Map, Value};
 
 /// Clock-skew grace on `exp` and `nbf`, as AWS documents for OIDC providers (5 minutes); the
-/// same for our own tokens.
+/// same for our own tokens. The boundaries, in whole epoch seconds:
+/// - expired when `now >= exp + LEEWAY_SECS`: `exp` is the time on or after which the token
+///   must not be accepted (RFC 7519 §4.1.4), moved later by the leeway, so the last second a
+///   token is accepted is `exp + LEEWAY_SECS - 1`;
+/// - not yet valid when `now < nbf - LEEWAY_SECS`: `nbf` is the time before which it must not
+///   be accepted (§4.1.5), moved earlier by the leeway, so the first second it is accepted is
+///   `nbf - LEEWAY_SECS`.
 pub const LEEWAY_SECS: i64 = 300;
 
 /// The signature algorithms accepted. Everything else — `none`, the HMAC family (the public
@@ -141,15 +147,15 @@ fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, 
     }
 }
 
-/// `exp` is required and, with the leeway, not past; `nbf`, if present, not ahead of `now` by
-/// more than the leeway. `now` is in epoch seconds.
+/// `exp` is required and `nbf` optional; `now` (epoch seconds) must lie within them, each
+/// widened by [`LEEWAY_SECS`] (see there for the exact boundaries).
 pub fn check_times(claims: &Map<String, Value>, now: i64) -> Result<(), TimeRefusal> {
     let exp = numeric_date(claims, "exp")?.ok_or(TimeRefusal::NoExpiry)?;
-    if exp.saturating_add(LEEWAY_SECS) < now {
+    if now >= exp.saturating_add(LEEWAY_SECS) {
         return Err(TimeRefusal::Expired { now, exp });
     }
     if let Some(nbf) = numeric_date(claims, "nbf")? {
-        if nbf.saturating_sub(LEEWAY_SECS) > now {
+        if now < nbf.saturating_sub(LEEWAY_SECS) {
             return Err(TimeRefusal::NotYetValid);
         }
     }
@@ -220,29 +226,52 @@ mod tests {
     }
 
     #[test]
-    fn times_allow_five_minutes_of_skew() {
-        let now = 1_700_000_000;
-        assert!(check_times(&obj(json!({"exp": now - 300})), now).is_ok());
+    fn expiry_refuses_from_exp_plus_the_leeway_on() {
+        let exp = 1_700_000_000;
+        let at = |now: i64| check_times(&obj(json!({"exp": exp})), now);
+        assert_eq!(at(exp + LEEWAY_SECS - 1), Ok(()));
         assert_eq!(
-            check_times(&obj(json!({"exp": now - 301})), now),
+            at(exp + LEEWAY_SECS),
             Err(TimeRefusal::Expired {
-                now,
-                exp: now - 301
+                now: exp + LEEWAY_SECS,
+                exp
             })
         );
+        assert_eq!(at(exp - 1_000), Ok(()));
+        // A fraction of a second is dropped: the token counts as expiring at the whole second.
+        let fraction = obj(json!({"exp": exp as f64 + 0.5}));
+        assert_eq!(check_times(&fraction, exp + LEEWAY_SECS - 1), Ok(()));
+        assert!(check_times(&fraction, exp + LEEWAY_SECS).is_err());
+        // Far-off dates do not overflow.
+        assert_eq!(check_times(&obj(json!({"exp": i64::MAX})), exp), Ok(()));
+    }
+
+    #[test]
+    fn not_before_accepts_from_nbf_minus_the_leeway_on() {
+        let nbf = 1_700_000_000;
+        let at = |now: i64| check_times(&obj(json!({"exp": nbf + 3_600, "nbf": nbf})), now);
+        assert_eq!(at(nbf - LEEWAY_SECS - 1), Err(TimeRefusal::NotYetValid));
+        assert_eq!(at(nbf - LEEWAY_SECS), Ok(()));
+        assert_eq!(at(nbf), Ok(()));
+        assert_eq!(
+            check_times(&obj(json!({"exp": nbf + 3_600, "nbf": i64::MIN})), nbf),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn times_must_be_numbers_and_exp_is_required() {
+        let now = 1_700_000_000;
         assert_eq!(
             check_times(&obj(json!({})), now),
             Err(TimeRefusal::NoExpiry)
         );
         assert_eq!(
-            check_times(&obj(json!({"exp": "soon"})), now),
-            Err(TimeRefusal::Malformed)
+            check_times(&obj(json!({"exp": null})), now),
+            Err(TimeRefusal::NoExpiry)
         );
-        assert!(check_times(&obj(json!({"exp": (now + 10) as f64 + 0.5})), now).is_ok());
-        assert!(check_times(&obj(json!({"exp": now + 60, "nbf": now + 300})), now).is_ok());
-        assert_eq!(
-            check_times(&obj(json!({"exp": now + 900, "nbf": now + 301})), now),
-            Err(TimeRefusal::NotYetValid)
-        );
+        for bad in [json!({"exp": "soon"}), json!({"exp": now + 60, "nbf": [1]})] {
+            assert_eq!(check_times(&obj(bad), now), Err(TimeRefusal::Malformed));
+        }
     }
 }
