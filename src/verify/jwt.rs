@@ -116,9 +116,10 @@ fn json_object(part: &str) -> Option<Map<String, Value>> {
     }
 }
 
-/// base64url, with or without padding.
+/// base64url without padding, the only form a compact JWS has (RFC 7515 §2). Padding is
+/// refused rather than stripped: otherwise one signature would have several spellings.
 fn b64(s: &str) -> Option<Vec<u8>> {
-    URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).ok()
+    URL_SAFE_NO_PAD.decode(s).ok()
 }
 
 /// Why a token's times refuse it.
@@ -201,6 +202,9 @@ mod tests {
             format!("{h}.{p}."),
             format!("{h}.{p}.c2ln.extra"),
             format!("{h}.!!!.c2ln"),
+            format!("{h}=.{p}.c2ln"),
+            format!("{h}.{p}.c2ln="),
+            format!("{h}.{p}.c2ln+/"),
             format!("{}.{p}.c2ln", enc(&json!({"alg": "none"}))),
             format!("{}.{p}.c2ln", enc(&json!({"alg": "HS256"}))),
             format!("{}.{p}.c2ln", enc(&json!({"typ": "JWT"}))),
