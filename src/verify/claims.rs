@@ -3,7 +3,9 @@
 
 use serde_json::{Map, Value};
 
-use super::jwt::TimeRefusal;
+use super::jwt::{
+    expired_message, TimeRefusal, MSG_COULD_NOT_VERIFY, MSG_NOT_YET_VALID, MSG_WRONG_ISSUER,
+};
 use crate::protocol::ApiError;
 use crate::store::pools::{CognitoProvider, Pool};
 
@@ -30,12 +32,10 @@ impl Refusal {
     /// The exact message (SEMANTICS.md §7).
     pub fn message(&self) -> String {
         match self {
-            Refusal::Unverifiable => "Invalid login token. Couldn't verify signed token.".into(),
-            Refusal::Issuer => "Invalid login token. Issuer doesn't match providerName".into(),
-            Refusal::Expired { now, exp } => {
-                format!("Invalid login token. Token expired: {now} >= {exp}")
-            }
-            Refusal::NotYetValid => "Invalid login token. Token is not yet valid.".into(),
+            Refusal::Unverifiable => MSG_COULD_NOT_VERIFY.into(),
+            Refusal::Issuer => MSG_WRONG_ISSUER.into(),
+            Refusal::Expired { now, exp } => expired_message(*now, exp),
+            Refusal::NotYetValid => MSG_NOT_YET_VALID.into(),
             Refusal::Missing(claim) => {
                 format!("Invalid login token. Missing a required claim: {claim}")
             }

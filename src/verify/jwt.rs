@@ -6,6 +6,8 @@
 //! with its own key (its own RSA key, or a provider's JWKS, [`super::keys`]) and applies its
 //! own issuer and audience rules, and turns a refusal into its own AWS message.
 
+use std::fmt;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{Map, Value};
@@ -19,6 +21,19 @@ use serde_json::{Map, Value};
 ///   be accepted (§4.1.5), moved earlier by the leeway, so the first second it is accepted is
 ///   `nbf - LEEWAY_SECS`.
 pub const LEEWAY_SECS: i64 = 300;
+
+/// AWS's text for a token that cannot be verified: malformed, an algorithm outside the
+/// policy, no key for it, a bad signature, an `exp` or `nbf` that is not a number.
+pub const MSG_COULD_NOT_VERIFY: &str = "Invalid login token. Couldn't verify signed token.";
+/// AWS's text for a token of another issuer.
+pub const MSG_WRONG_ISSUER: &str = "Invalid login token. Issuer doesn't match providerName";
+/// AWS's text for a token whose `nbf` is ahead.
+pub const MSG_NOT_YET_VALID: &str = "Invalid login token. Token is not yet valid.";
+
+/// AWS's text for a token whose `exp` is past: the time now and the `exp` it carries.
+pub fn expired_message(now_secs: i64, exp: impl fmt::Display) -> String {
+    format!("Invalid login token. Token expired: {now_secs} >= {exp}")
+}
 
 /// The signature algorithms accepted. Everything else — `none`, the HMAC family (the public
 /// key must never double as a shared secret), EdDSA, unknown names — is refused.
