@@ -44,8 +44,9 @@ use crate::times::{self, Millis};
 
 /// The one algorithm issued and accepted, as AWS uses it.
 pub const ALG: &str = "RS512";
-/// Clock skew tolerated when checking `exp`.
-pub const LEEWAY_SECS: i64 = 300;
+/// Clock skew tolerated on `exp` and `nbf`: one leeway for every login token, ours and
+/// providers', with the exact boundaries documented at its definition.
+pub use crate::verify::jwt::LEEWAY_SECS;
 /// The longest lifetime of a token we issue (GetOpenIdTokenForDeveloperIdentity's maximum).
 pub const MAX_TOKEN_LIFETIME_SECS: i64 = 86_400;
 /// How long a key stays published after a rotation replaced it: any token it signed has
@@ -56,10 +57,9 @@ pub const RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 /// How often a token with an unknown `kid` may make us look in the database again.
 pub const UNKNOWN_KID_RECHECK: Duration = Duration::from_secs(1);
 
-/// AWS's text for any token that cannot be verified (signature, kid, alg, format).
-pub const MSG_COULD_NOT_VERIFY: &str = "Invalid login token. Couldn't verify signed token.";
-/// AWS's text for a token of another issuer.
-pub const MSG_WRONG_ISSUER: &str = "Invalid login token. Issuer doesn't match providerName";
+/// AWS's texts for a token that cannot be verified and for one of another issuer, the same
+/// for our tokens as for providers'.
+pub use crate::verify::jwt::{MSG_COULD_NOT_VERIFY, MSG_WRONG_ISSUER};
 
 fn could_not_verify() -> ApiError {
     ApiError::NotAuthorized(MSG_COULD_NOT_VERIFY.to_string())
@@ -67,9 +67,7 @@ fn could_not_verify() -> ApiError {
 
 /// The refusal of a token whose `exp` is past.
 pub fn expired(now_secs: i64, exp: impl fmt::Display) -> ApiError {
-    ApiError::NotAuthorized(format!(
-        "Invalid login token. Token expired: {now_secs} >= {exp}"
-    ))
+    ApiError::NotAuthorized(crate::verify::jwt::expired_message(now_secs, exp))
 }
 
 /// Epoch seconds now.
@@ -340,14 +338,6 @@ fn install(keys: &RwLock<Arc<KeySet>>, set: KeySet) -> bool {
     true
 }
 
-fn decode_json_object(part: &str) -> Option<Map<String, Value>> {
-    let bytes = URL_SAFE_NO_PAD.decode(part).ok()?;
-    match serde_json::from_slice(&bytes).ok()? {
-        Value::Object(m) => Some(m),
-        _ => None,
-    }
-}
-
 impl Tokens {
     /// Loads the signing keys from the store, generating the first one when there is none.
     ///
@@ -506,55 +496,63 @@ impl Tokens {
             .cloned()
     }
 
-    /// Checks a token this server issued (signature by a published key, `iss`, `exp`) and
-    /// returns its claims; failures are NotAuthorizedException with AWS's messages.
+    /// Checks a token this server issued (signature by a published key, `iss`, `exp`, `nbf`)
+    /// and returns its claims; failures are NotAuthorizedException with AWS's messages.
     ///
-    /// Only `alg: RS512` is accepted (never `none`, never an HMAC keyed with our public key),
-    /// and the `kid` must name a published key. `exp` is required and allowed
-    /// [`LEEWAY_SECS`] of clock skew.
+    /// The token is taken apart and its times checked by the verifier shared with provider
+    /// tokens ([`crate::verify::jwt`]), with the same [`LEEWAY_SECS`]. On top of that, only
+    /// `alg: RS512` is accepted (never `none`, never an HMAC keyed with our public key), the
+    /// `kid` must name a published key, and `exp` is required.
+    ///
+    /// A `kid` this server has not loaded makes it look in the database first (at most once
+    /// every [`UNKNOWN_KID_RECHECK`]): another process or replica may just have rotated.
     pub async fn verify(&self, token: &str) -> Result<Map<String, Value>, ApiError> {
-        let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(could_not_verify());
-        };
-        let header = decode_json_object(h).ok_or_else(could_not_verify)?;
-        if header.get("alg").and_then(Value::as_str) != Some(ALG) || header.contains_key("crit") {
-            return Err(could_not_verify());
-        }
-        let kid = header
-            .get("kid")
-            .and_then(Value::as_str)
-            .ok_or_else(could_not_verify)?;
-        let signature = URL_SAFE_NO_PAD.decode(s).map_err(|_| could_not_verify())?;
         let now = times::now();
-        let key = match self.find(kid, now) {
-            Some(k) => k,
-            None => {
-                self.refresh_throttled(&self.unknown_kid, UNKNOWN_KID_RECHECK)
-                    .await;
-                self.find(kid, now).ok_or_else(could_not_verify)?
-            }
+        let first = self.verify_at(token, now);
+        if first.is_err() && self.names_unknown_kid(token, now) {
+            self.refresh_throttled(&self.unknown_kid, UNKNOWN_KID_RECHECK)
+                .await;
+            return self.verify_at(token, now);
+        }
+        first
+    }
+
+    /// Whether the token's header names a key that is not among the loaded published ones.
+    fn names_unknown_kid(&self, token: &str, now: Millis) -> bool {
+        crate::verify::jwt::parse(token)
+            .and_then(|p| p.kid)
+            .is_some_and(|kid| self.find(&kid, now).is_none())
+    }
+
+    /// [`Tokens::verify`] as of `now`.
+    fn verify_at(&self, token: &str, now: Millis) -> Result<Map<String, Value>, ApiError> {
+        use crate::verify::jwt::{self, TimeRefusal};
+        let parsed = jwt::parse(token).ok_or_else(could_not_verify)?;
+        let kid = match parsed.kid.as_deref() {
+            Some(kid) if parsed.alg.name() == ALG => kid,
+            _ => return Err(could_not_verify()),
         };
-        let signed = &token[..h.len() + 1 + p.len()];
+        let key = self.find(kid, now).ok_or_else(could_not_verify)?;
         key.verifier
-            .verify_sig(signed.as_bytes(), &signature)
+            .verify_sig(parsed.signed, &parsed.signature)
             .map_err(|_| could_not_verify())?;
-        let claims = decode_json_object(p).ok_or_else(could_not_verify)?;
+        let claims = parsed.claims;
         if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
             return Err(ApiError::NotAuthorized(MSG_WRONG_ISSUER.to_string()));
         }
-        let exp = claims
-            .get("exp")
-            .and_then(Value::as_f64)
-            .ok_or_else(could_not_verify)?;
         let now_secs = now.0.div_euclid(1000);
-        if now_secs as f64 >= exp + LEEWAY_SECS as f64 {
-            let exp = claims.get("exp").map(Value::to_string).unwrap_or_default();
-            return Err(expired(now_secs, exp));
+        match jwt::check_times(&claims, now_secs) {
+            Ok(()) => Ok(claims),
+            // The message shows `exp` as the token wrote it.
+            Err(TimeRefusal::Expired { .. }) => {
+                let exp = claims.get("exp").map(Value::to_string).unwrap_or_default();
+                Err(expired(now_secs, exp))
+            }
+            Err(TimeRefusal::NotYetValid) => {
+                Err(ApiError::NotAuthorized(jwt::MSG_NOT_YET_VALID.to_string()))
+            }
+            Err(TimeRefusal::NoExpiry | TimeRefusal::Malformed) => Err(could_not_verify()),
         }
-        Ok(claims)
     }
 
     /// The JWKS document served at `/.well-known/jwks_uri`: every published key, newest
@@ -868,31 +866,59 @@ mod tests {
     }
 
     #[test]
-    fn expiry_allows_five_minutes_of_skew_and_no_more() {
+    fn expiry_refuses_from_exp_plus_the_leeway_on() {
         let (_d, store) = fresh_db();
         let t = open(&store);
         let header = json!({"kid": t.current_kid(), "typ": "JWS", "alg": "RS512"});
-        let now = now_secs();
-        let within = sign_raw(
+        let exp = now_secs() - 100;
+        let token = sign_raw(
             &t,
             &header,
-            &json!({"iss": ISS, "iat": now - 900, "exp": now - 200}),
+            &json!({"iss": ISS, "iat": exp - 600, "exp": exp}),
         );
-        block(t.verify(&within)).unwrap();
-        let exp = now - 301;
-        let expired = sign_raw(
-            &t,
-            &header,
-            &json!({"iss": ISS, "iat": now - 900, "exp": exp}),
-        );
-        let m = refused(&t, &expired);
-        let prefix = "Invalid login token. Token expired: ";
-        let rest = m.strip_prefix(prefix).unwrap_or_else(|| panic!("{m}"));
-        let (n, e) = rest.split_once(" >= ").unwrap();
-        assert!(n.parse::<i64>().unwrap() >= now, "{m}");
-        assert_eq!(e, exp.to_string());
+        // The last millisecond of the last second accepted, then the first one refused.
+        let last = Millis((exp + LEEWAY_SECS) * 1000 - 1);
+        t.verify_at(&token, last).unwrap();
+        let first = Millis((exp + LEEWAY_SECS) * 1000);
+        match t.verify_at(&token, first) {
+            Err(ApiError::NotAuthorized(m)) => assert_eq!(
+                m,
+                format!(
+                    "Invalid login token. Token expired: {} >= {exp}",
+                    exp + LEEWAY_SECS
+                )
+            ),
+            other => panic!("expected NotAuthorized, got {other:?}"),
+        }
+        // Within the leeway on the real clock, and without any exp at all.
+        block(t.verify(&token)).unwrap();
         let no_exp = sign_raw(&t, &header, &json!({"iss": ISS}));
         assert_eq!(refused(&t, &no_exp), MSG_COULD_NOT_VERIFY);
+        let bad_exp = sign_raw(&t, &header, &json!({"iss": ISS, "exp": "later"}));
+        assert_eq!(refused(&t, &bad_exp), MSG_COULD_NOT_VERIFY);
+    }
+
+    #[test]
+    fn not_before_accepts_from_nbf_minus_the_leeway_on() {
+        let (_d, store) = fresh_db();
+        let t = open(&store);
+        let header = json!({"kid": t.current_kid(), "alg": "RS512"});
+        let nbf = now_secs() + 100;
+        let token = sign_raw(
+            &t,
+            &header,
+            &json!({"iss": ISS, "nbf": nbf, "exp": nbf + 600}),
+        );
+        let too_early = Millis((nbf - LEEWAY_SECS) * 1000 - 1);
+        match t.verify_at(&token, too_early) {
+            Err(ApiError::NotAuthorized(m)) => {
+                assert_eq!(m, "Invalid login token. Token is not yet valid.")
+            }
+            other => panic!("expected NotAuthorized, got {other:?}"),
+        }
+        t.verify_at(&token, Millis((nbf - LEEWAY_SECS) * 1000))
+            .unwrap();
+        block(t.verify(&token)).unwrap();
     }
 
     #[test]

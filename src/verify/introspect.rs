@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
-use super::{Audiences, Refusal};
+use super::claims::{Audiences, Refusal};
 use crate::http_client::HttpClient;
 
 /// How long an active answer is reused (shortened to the token's `exp` when it says one).

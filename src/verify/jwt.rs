@@ -1,15 +1,39 @@
-//! The pure parts of checking a provider JWT: splitting and decoding it, the algorithm policy,
-//! the signature check against one JWK, and the claim rules with AWS's exact messages.
+//! The one JWT verifier, shared by this server's own tokens ([`crate::tokens`]) and provider
+//! tokens ([`super`]): taking a compact JWS apart, the algorithm policy, and the time rules
+//! with the clock-skew leeway.
+//!
+//! It knows nothing of keys or issuers: a caller checks the signature over [`Jwt::signed`]
+//! with its own key (its own RSA key, or a provider's JWKS, [`super::keys`]) and applies its
+//! own issuer and audience rules, and turns a refusal into its own AWS message.
+
+use std::fmt;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{Map, Value};
 
-use super::jwks::{Jwk, KeyMaterial};
-use super::{Audiences, Refusal};
-
-/// Clock-skew grace on `exp` and `nbf`, as AWS documents for OIDC providers (5 minutes).
+/// Clock-skew grace on `exp` and `nbf`, as AWS documents for OIDC providers (5 minutes); the
+/// same for our own tokens. The boundaries, in whole epoch seconds:
+/// - expired when `now >= exp + LEEWAY_SECS`: `exp` is the time on or after which the token
+///   must not be accepted (RFC 7519 §4.1.4), moved later by the leeway, so the last second a
+///   token is accepted is `exp + LEEWAY_SECS - 1`;
+/// - not yet valid when `now < nbf - LEEWAY_SECS`: `nbf` is the time before which it must not
+///   be accepted (§4.1.5), moved earlier by the leeway, so the first second it is accepted is
+///   `nbf - LEEWAY_SECS`.
 pub const LEEWAY_SECS: i64 = 300;
+
+/// AWS's text for a token that cannot be verified: malformed, an algorithm outside the
+/// policy, no key for it, a bad signature, an `exp` or `nbf` that is not a number.
+pub const MSG_COULD_NOT_VERIFY: &str = "Invalid login token. Couldn't verify signed token.";
+/// AWS's text for a token of another issuer.
+pub const MSG_WRONG_ISSUER: &str = "Invalid login token. Issuer doesn't match providerName";
+/// AWS's text for a token whose `nbf` is ahead.
+pub const MSG_NOT_YET_VALID: &str = "Invalid login token. Token is not yet valid.";
+
+/// AWS's text for a token whose `exp` is past: the time now and the `exp` it carries.
+pub fn expired_message(now_secs: i64, exp: impl fmt::Display) -> String {
+    format!("Invalid login token. Token expired: {now_secs} >= {exp}")
+}
 
 /// The signature algorithms accepted. Everything else — `none`, the HMAC family (the public
 /// key must never double as a shared secret), EdDSA, unknown names — is refused.
@@ -54,61 +78,11 @@ impl Alg {
             Alg::ES384 => "ES384",
         }
     }
-
-    /// Whether a key may verify this algorithm: the key type (and EC curve) must fit, and a
-    /// key that names its own `alg` allows only that one.
-    pub fn fits(self, key: &Jwk) -> bool {
-        if key.alg.as_deref().is_some_and(|a| a != self.name()) {
-            return false;
-        }
-        matches!(
-            (&key.material, self),
-            (
-                KeyMaterial::Rsa { .. },
-                Alg::RS256 | Alg::RS384 | Alg::RS512 | Alg::PS256 | Alg::PS384 | Alg::PS512,
-            ) | (KeyMaterial::P256 { .. }, Alg::ES256)
-                | (KeyMaterial::P384 { .. }, Alg::ES384)
-        )
-    }
-
-    /// Checks `sig` over `message` with `key`; false for any mismatch or failure.
-    pub fn verify(self, key: &Jwk, message: &[u8], sig: &[u8]) -> bool {
-        use aws_lc_rs::signature as s;
-        if !self.fits(key) {
-            return false;
-        }
-        match &key.material {
-            KeyMaterial::Rsa { n, e } => {
-                let params = match self {
-                    Alg::RS256 => &s::RSA_PKCS1_2048_8192_SHA256,
-                    Alg::RS384 => &s::RSA_PKCS1_2048_8192_SHA384,
-                    Alg::RS512 => &s::RSA_PKCS1_2048_8192_SHA512,
-                    Alg::PS256 => &s::RSA_PSS_2048_8192_SHA256,
-                    Alg::PS384 => &s::RSA_PSS_2048_8192_SHA384,
-                    Alg::PS512 => &s::RSA_PSS_2048_8192_SHA512,
-                    Alg::ES256 | Alg::ES384 => return false,
-                };
-                s::RsaPublicKeyComponents { n, e }
-                    .verify(params, message, sig)
-                    .is_ok()
-            }
-            KeyMaterial::P256 { point } => {
-                s::UnparsedPublicKey::new(&s::ECDSA_P256_SHA256_FIXED, point)
-                    .verify(message, sig)
-                    .is_ok()
-            }
-            KeyMaterial::P384 { point } => {
-                s::UnparsedPublicKey::new(&s::ECDSA_P384_SHA384_FIXED, point)
-                    .verify(message, sig)
-                    .is_ok()
-            }
-        }
-    }
 }
 
 /// A JWT taken apart but not yet trusted.
 #[derive(Debug)]
-pub struct Parsed<'t> {
+pub struct Jwt<'t> {
     pub alg: Alg,
     pub kid: Option<String>,
     /// `base64url(header) "." base64url(payload)`: what the signature covers.
@@ -117,15 +91,16 @@ pub struct Parsed<'t> {
     pub claims: Map<String, Value>,
 }
 
-/// Splits and decodes a compact JWS. Anything malformed, and any algorithm outside the policy,
-/// is `None` ("Couldn't verify signed token.").
-pub fn parse(token: &str) -> Option<Parsed<'_>> {
+/// Splits and decodes a compact JWS: three base64url parts, a JSON object header with an
+/// accepted `alg`, no `crit`, a string `kid` if any, a JSON object payload. Anything else is
+/// `None`, which every caller answers with "Couldn't verify signed token.".
+pub fn parse(token: &str) -> Option<Jwt<'_>> {
     let mut parts = token.split('.');
     let (h, p, s) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() || h.is_empty() || p.is_empty() || s.is_empty() {
         return None;
     }
-    let header: Map<String, Value> = serde_json::from_slice(&b64(h)?).ok()?;
+    let header = json_object(h)?;
     let alg = Alg::parse(header.get("alg")?.as_str()?)?;
     // A header that asks for processing we do not do ("crit") cannot be honoured.
     if header.contains_key("crit") {
@@ -136,10 +111,10 @@ pub fn parse(token: &str) -> Option<Parsed<'_>> {
         Some(Value::String(k)) => Some(k.clone()),
         Some(_) => return None,
     };
-    let claims: Map<String, Value> = serde_json::from_slice(&b64(p)?).ok()?;
+    let claims = json_object(p)?;
     let signature = b64(s)?;
     let signed = &token.as_bytes()[..h.len() + 1 + p.len()];
-    Some(Parsed {
+    Some(Jwt {
         alg,
         kid,
         signed,
@@ -148,90 +123,59 @@ pub fn parse(token: &str) -> Option<Parsed<'_>> {
     })
 }
 
-/// base64url, with or without padding.
-fn b64(s: &str) -> Option<Vec<u8>> {
-    URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).ok()
-}
-
-/// The issuer rule: `iss` must be `https://<provider>`, or `http://<provider>` where the
-/// provider allows plain http (its JWKS is configured as an http URL or a file — a test or
-/// private issuer; a provider reached over https never accepts an http issuer).
-pub fn check_issuer(
-    claims: &Map<String, Value>,
-    provider: &str,
-    allow_http: bool,
-) -> Result<(), Refusal> {
-    let iss = claims.get("iss").and_then(Value::as_str).unwrap_or("");
-    let ok = iss.strip_prefix("https://") == Some(provider)
-        || (allow_http && iss.strip_prefix("http://") == Some(provider));
-    if ok {
-        Ok(())
-    } else {
-        Err(Refusal::Issuer)
+/// A base64url part that decodes to a JSON object.
+fn json_object(part: &str) -> Option<Map<String, Value>> {
+    match serde_json::from_slice(&b64(part)?).ok()? {
+        Value::Object(m) => Some(m),
+        _ => None,
     }
 }
 
-/// A numeric date claim as whole seconds; present but not a number is malformed.
-fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, Refusal> {
+/// base64url without padding, the only form a compact JWS has (RFC 7515 §2). Padding is
+/// refused rather than stripped: otherwise one signature would have several spellings.
+fn b64(s: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(s).ok()
+}
+
+/// Why a token's times refuse it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeRefusal {
+    /// There is no `exp`.
+    NoExpiry,
+    /// `exp` or `nbf` is not a number.
+    Malformed,
+    /// `exp` plus the leeway is past.
+    Expired { now: i64, exp: i64 },
+    /// `nbf` minus the leeway is ahead.
+    NotYetValid,
+}
+
+/// A numeric date claim as whole seconds (a fraction is dropped); present but not a number is
+/// malformed.
+fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, TimeRefusal> {
     match claims.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => match (v.as_i64(), v.as_f64()) {
             (Some(i), _) => Ok(Some(i)),
             (None, Some(f)) if f.is_finite() => Ok(Some(f.floor() as i64)),
-            _ => Err(Refusal::Unverifiable),
+            _ => Err(TimeRefusal::Malformed),
         },
     }
 }
 
-/// `exp` is required and, with the leeway, not past; `nbf`, if present, not ahead of `now` by
-/// more than the leeway.
-pub fn check_times(claims: &Map<String, Value>, now: i64) -> Result<(), Refusal> {
-    let exp = numeric_date(claims, "exp")?.ok_or(Refusal::Missing("exp"))?;
-    if exp.saturating_add(LEEWAY_SECS) < now {
-        return Err(Refusal::Expired { now, exp });
+/// `exp` is required and `nbf` optional; `now` (epoch seconds) must lie within them, each
+/// widened by [`LEEWAY_SECS`] (see there for the exact boundaries).
+pub fn check_times(claims: &Map<String, Value>, now: i64) -> Result<(), TimeRefusal> {
+    let exp = numeric_date(claims, "exp")?.ok_or(TimeRefusal::NoExpiry)?;
+    if now >= exp.saturating_add(LEEWAY_SECS) {
+        return Err(TimeRefusal::Expired { now, exp });
     }
     if let Some(nbf) = numeric_date(claims, "nbf")? {
-        if nbf.saturating_sub(LEEWAY_SECS) > now {
-            return Err(Refusal::NotYetValid);
+        if now < nbf.saturating_sub(LEEWAY_SECS) {
+            return Err(TimeRefusal::NotYetValid);
         }
     }
     Ok(())
-}
-
-/// The audience rule (AWS's OIDC rule): `aud` is required; if `azp` is present it must be an
-/// accepted client id, otherwise `aud` (a string, or any element of an array) must be.
-pub fn check_audience(
-    claims: &Map<String, Value>,
-    accepted: &Audiences<'_>,
-) -> Result<(), Refusal> {
-    let aud = match claims.get("aud") {
-        None | Some(Value::Null) => return Err(Refusal::Missing("aud")),
-        Some(a) => a,
-    };
-    let ok = match claims.get("azp").and_then(Value::as_str) {
-        Some(azp) => accepted.accepts(azp),
-        None => match aud {
-            Value::String(a) => accepted.accepts(a),
-            Value::Array(items) => items
-                .iter()
-                .filter_map(Value::as_str)
-                .any(|a| accepted.accepts(a)),
-            _ => false,
-        },
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(Refusal::NotSupported)
-    }
-}
-
-/// The subject: `sub` as a non-empty string.
-pub fn subject(claims: &Map<String, Value>) -> Result<String, Refusal> {
-    match claims.get("sub") {
-        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-        _ => Err(Refusal::Missing("sub")),
-    }
 }
 
 #[cfg(test)]
@@ -273,6 +217,9 @@ mod tests {
             format!("{h}.{p}."),
             format!("{h}.{p}.c2ln.extra"),
             format!("{h}.!!!.c2ln"),
+            format!("{h}=.{p}.c2ln"),
+            format!("{h}.{p}.c2ln="),
+            format!("{h}.{p}.c2ln+/"),
             format!("{}.{p}.c2ln", enc(&json!({"alg": "none"}))),
             format!("{}.{p}.c2ln", enc(&json!({"alg": "HS256"}))),
             format!("{}.{p}.c2ln", enc(&json!({"typ": "JWT"}))),
@@ -298,100 +245,52 @@ mod tests {
     }
 
     #[test]
-    fn the_issuer_must_be_https_plus_the_provider_name() {
-        let c = obj(json!({"iss": "https://login.example.com"}));
-        assert!(check_issuer(&c, "login.example.com", false).is_ok());
-        assert!(check_issuer(&c, "login.example.com", true).is_ok());
+    fn expiry_refuses_from_exp_plus_the_leeway_on() {
+        let exp = 1_700_000_000;
+        let at = |now: i64| check_times(&obj(json!({"exp": exp})), now);
+        assert_eq!(at(exp + LEEWAY_SECS - 1), Ok(()));
         assert_eq!(
-            check_issuer(&c, "other.example.com", false),
-            Err(Refusal::Issuer)
-        );
-        let plain = obj(json!({"iss": "http://127.0.0.1:9000"}));
-        assert_eq!(
-            check_issuer(&plain, "127.0.0.1:9000", false),
-            Err(Refusal::Issuer)
-        );
-        assert!(check_issuer(&plain, "127.0.0.1:9000", true).is_ok());
-        for bad in [
-            json!({}),
-            json!({"iss": 5}),
-            json!({"iss": "login.example.com"}),
-            json!({"iss": "https://login.example.com/"}),
-        ] {
-            assert_eq!(
-                check_issuer(&obj(bad), "login.example.com", true),
-                Err(Refusal::Issuer)
-            );
-        }
-    }
-
-    #[test]
-    fn times_allow_five_minutes_of_skew() {
-        let now = 1_700_000_000;
-        assert!(check_times(&obj(json!({"exp": now - 300})), now).is_ok());
-        assert_eq!(
-            check_times(&obj(json!({"exp": now - 301})), now),
-            Err(Refusal::Expired {
-                now,
-                exp: now - 301
+            at(exp + LEEWAY_SECS),
+            Err(TimeRefusal::Expired {
+                now: exp + LEEWAY_SECS,
+                exp
             })
         );
+        assert_eq!(at(exp - 1_000), Ok(()));
+        // A fraction of a second is dropped: the token counts as expiring at the whole second.
+        let fraction = obj(json!({"exp": exp as f64 + 0.5}));
+        assert_eq!(check_times(&fraction, exp + LEEWAY_SECS - 1), Ok(()));
+        assert!(check_times(&fraction, exp + LEEWAY_SECS).is_err());
+        // Far-off dates do not overflow.
+        assert_eq!(check_times(&obj(json!({"exp": i64::MAX})), exp), Ok(()));
+    }
+
+    #[test]
+    fn not_before_accepts_from_nbf_minus_the_leeway_on() {
+        let nbf = 1_700_000_000;
+        let at = |now: i64| check_times(&obj(json!({"exp": nbf + 3_600, "nbf": nbf})), now);
+        assert_eq!(at(nbf - LEEWAY_SECS - 1), Err(TimeRefusal::NotYetValid));
+        assert_eq!(at(nbf - LEEWAY_SECS), Ok(()));
+        assert_eq!(at(nbf), Ok(()));
         assert_eq!(
-            Refusal::Expired { now, exp: 5 }.message(),
-            format!("Invalid login token. Token expired: {now} >= 5")
+            check_times(&obj(json!({"exp": nbf + 3_600, "nbf": i64::MIN})), nbf),
+            Ok(())
         );
+    }
+
+    #[test]
+    fn times_must_be_numbers_and_exp_is_required() {
+        let now = 1_700_000_000;
         assert_eq!(
             check_times(&obj(json!({})), now),
-            Err(Refusal::Missing("exp"))
+            Err(TimeRefusal::NoExpiry)
         );
         assert_eq!(
-            check_times(&obj(json!({"exp": "soon"})), now),
-            Err(Refusal::Unverifiable)
+            check_times(&obj(json!({"exp": null})), now),
+            Err(TimeRefusal::NoExpiry)
         );
-        assert!(check_times(&obj(json!({"exp": (now + 10) as f64 + 0.5})), now).is_ok());
-        assert!(check_times(&obj(json!({"exp": now + 60, "nbf": now + 300})), now).is_ok());
-        assert_eq!(
-            check_times(&obj(json!({"exp": now + 900, "nbf": now + 301})), now),
-            Err(Refusal::NotYetValid)
-        );
-    }
-
-    #[test]
-    fn audience_rules_follow_azp_then_aud() {
-        let pool_ids = ["web", "ios"];
-        let acc = Audiences::from_list(&pool_ids);
-        assert!(check_audience(&obj(json!({"aud": "web"})), &acc).is_ok());
-        assert!(check_audience(&obj(json!({"aud": ["x", "ios"]})), &acc).is_ok());
-        assert_eq!(
-            check_audience(&obj(json!({"aud": ["x", "y"]})), &acc),
-            Err(Refusal::NotSupported)
-        );
-        assert_eq!(
-            check_audience(&obj(json!({"aud": "x"})), &acc),
-            Err(Refusal::NotSupported)
-        );
-        assert_eq!(
-            check_audience(&obj(json!({"client_id": "web"})), &acc),
-            Err(Refusal::Missing("aud"))
-        );
-        // azp decides when present, whatever aud says.
-        assert!(check_audience(&obj(json!({"aud": "x", "azp": "ios"})), &acc).is_ok());
-        assert_eq!(
-            check_audience(&obj(json!({"aud": "web", "azp": "x"})), &acc),
-            Err(Refusal::NotSupported)
-        );
-        let none = Audiences::from_list(&[]);
-        assert_eq!(
-            check_audience(&obj(json!({"aud": "web"})), &none),
-            Err(Refusal::NotSupported)
-        );
-    }
-
-    #[test]
-    fn the_subject_is_a_non_empty_sub() {
-        assert_eq!(subject(&obj(json!({"sub": "u1"}))).unwrap(), "u1");
-        for bad in [json!({}), json!({"sub": ""}), json!({"sub": 12})] {
-            assert_eq!(subject(&obj(bad)), Err(Refusal::Missing("sub")));
+        for bad in [json!({"exp": "soon"}), json!({"exp": now + 60, "nbf": [1]})] {
+            assert_eq!(check_times(&obj(bad), now), Err(TimeRefusal::Malformed));
         }
     }
 }

@@ -1,8 +1,7 @@
 //! Provider login verification: turning one `Logins` token into the provider's user id and the
 //! token's claims, per the `[providers]` configuration.
 //!
-//! - `oidc`: the token is a JWT, checked against the provider's JWKS (see [`jwks`] for where
-//!   the keys come from and how they are cached, [`jwt`] for the algorithm and claim rules).
+//! - `oidc`: the token is a JWT, checked against the provider's JWKS.
 //! - `introspect`: the token is opaque and an RFC 7662 endpoint says whether it is active.
 //! - `trust`: the token is the user id (test environments).
 //!
@@ -25,9 +24,23 @@
 //! - Tokens are never stored, logged, or put in a message: errors name the provider and what
 //!   failed.
 
+//!
+//! The files, each depending only on those listed before it:
+//! - [`jwt`]: the one JWT verifier (parsing, algorithm policy, `exp`/`nbf` with the leeway),
+//!   shared with this server's own tokens ([`crate::tokens`]).
+//! - [`keys`]: a JWKS document's usable keys, which fit a token, the signature check.
+//! - [`key_cache`]: where a provider's keys come from (file, URL, discovery) and how they are
+//!   cached and refreshed.
+//! - [`claims`]: AWS's rules for a provider token's issuer, audience and subject, and
+//!   [`Refusal`] with AWS's messages.
+//! - [`introspect`]: the RFC 7662 endpoint client and its answer cache.
+//! - this file: [`Verifier`], which picks the check per provider and runs it.
+
+pub mod claims;
 pub mod introspect;
-pub mod jwks;
 pub mod jwt;
+pub mod key_cache;
+pub mod keys;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -38,10 +51,11 @@ use serde_json::{Map, Value};
 use crate::config::{Config, DefaultVerify, ProviderConfig, VerifyMode};
 use crate::http_client::{is_valid_url, HttpClient};
 use crate::protocol::ApiError;
-use crate::model::{CognitoProvider, Pool};
+use crate::model::Pool;
 
+pub use claims::{Audiences, Refusal};
 use introspect::Introspector;
-use jwks::{JwksCache, KeyError, Source};
+use key_cache::{JwksCache, KeyError, Source};
 
 /// A login whose token checked out: the provider's user id and the token's claims (for role
 /// mapping rules and principal tags).
@@ -49,114 +63,6 @@ use jwks::{JwksCache, KeyError, Source};
 pub struct VerifiedLogin {
     pub subject: String,
     pub claims: Map<String, Value>,
-}
-
-/// Why a token was refused; each is a NotAuthorizedException with AWS's text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    /// Malformed, unsupported algorithm, bad signature, no key for it.
-    Unverifiable,
-    /// `iss` is not the provider.
-    Issuer,
-    /// `exp` (plus leeway) is past.
-    Expired { now: i64, exp: i64 },
-    /// `nbf` (minus leeway) is ahead.
-    NotYetValid,
-    /// A required claim is absent.
-    Missing(&'static str),
-    /// The token's client is not one the pool accepts.
-    NotSupported,
-    /// The introspection endpoint says the token is not active.
-    NotActive,
-}
-
-impl Refusal {
-    /// The exact message (SEMANTICS.md §7).
-    pub fn message(&self) -> String {
-        match self {
-            Refusal::Unverifiable => "Invalid login token. Couldn't verify signed token.".into(),
-            Refusal::Issuer => "Invalid login token. Issuer doesn't match providerName".into(),
-            Refusal::Expired { now, exp } => {
-                format!("Invalid login token. Token expired: {now} >= {exp}")
-            }
-            Refusal::NotYetValid => "Invalid login token. Token is not yet valid.".into(),
-            Refusal::Missing(claim) => {
-                format!("Invalid login token. Missing a required claim: {claim}")
-            }
-            Refusal::NotSupported => ApiError::unsupported_provider().message().into(),
-            Refusal::NotActive => "Invalid login token. Token is not active.".into(),
-        }
-    }
-}
-
-impl From<Refusal> for ApiError {
-    fn from(r: Refusal) -> ApiError {
-        ApiError::NotAuthorized(r.message())
-    }
-}
-
-/// The client ids a pool accepts for one provider, looked up in place (no copies).
-#[derive(Debug, Clone, Copy)]
-pub struct Audiences<'a> {
-    provider: &'a str,
-    supported: Option<&'a str>,
-    cognito: &'a [CognitoProvider],
-    configured: &'a [String],
-    listed: &'a [&'a str],
-}
-
-impl<'a> Audiences<'a> {
-    /// The accepted client ids of `pool` for `provider`, plus the provider's `audiences`.
-    pub fn of(pool: &'a Pool, provider: &'a str, configured: &'a [String]) -> Audiences<'a> {
-        Audiences {
-            provider,
-            supported: pool
-                .settings
-                .supported_login_providers
-                .get(provider)
-                .map(String::as_str),
-            cognito: &pool.settings.cognito_identity_providers,
-            configured,
-            listed: &[],
-        }
-    }
-
-    /// Exactly these ids (tests and tools).
-    pub fn from_list(ids: &'a [&'a str]) -> Audiences<'a> {
-        Audiences {
-            provider: "",
-            supported: None,
-            cognito: &[],
-            configured: &[],
-            listed: ids,
-        }
-    }
-
-    fn all(&self) -> impl Iterator<Item = &'a str> + '_ {
-        let supported = self.supported.into_iter().flat_map(|s| s.split(','));
-        let cognito = self
-            .cognito
-            .iter()
-            .filter(|c| c.provider_name == self.provider)
-            .filter_map(|c| c.client_id.as_deref())
-            .flat_map(|s| s.split(','));
-        supported
-            .chain(cognito)
-            .chain(self.configured.iter().map(String::as_str))
-            .chain(self.listed.iter().copied())
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-    }
-
-    /// Whether `client_id` is accepted.
-    pub fn accepts(&self, client_id: &str) -> bool {
-        self.all().any(|a| a == client_id)
-    }
-
-    /// Whether no client id is accepted at all.
-    pub fn is_empty(&self) -> bool {
-        self.all().next().is_none()
-    }
 }
 
 /// How one configured provider is checked.
@@ -285,9 +191,9 @@ impl Verifier {
                 let claims = endpoint
                     .introspect(http, token)
                     .await
-                    .map_err(|e| unreachable(provider, &e.0))??;
+                    .map_err(|e| provider_unreachable_error(provider, &e.0))??;
                 introspect::check_audience(&claims, &Audiences::of(pool, provider, audiences))?;
-                let subject = jwt::subject(&claims)?;
+                let subject = claims::subject(&claims)?;
                 Ok(VerifiedLogin {
                     subject,
                     claims: Arc::unwrap_or_clone(claims),
@@ -306,20 +212,20 @@ impl Verifier {
     ) -> Result<VerifiedLogin, ApiError> {
         let parsed = jwt::parse(token).ok_or(Refusal::Unverifiable)?;
         // The issuer first: a token of another issuer never causes a JWKS fetch.
-        jwt::check_issuer(&parsed.claims, provider, allow_http_issuer)?;
+        claims::check_issuer(&parsed.claims, provider, allow_http_issuer)?;
         let alg = parsed.alg;
         let (signed, sig) = (parsed.signed, parsed.signature.as_slice());
         keys.verify_with(self.http.as_ref(), parsed.kid.as_deref(), alg, |k| {
-            alg.verify(k, signed, sig)
+            k.verifies(alg, signed, sig)
         })
         .await
         .map_err(|e| match e {
             KeyError::Unverifiable => Refusal::Unverifiable.into(),
-            KeyError::Unavailable(why) => unreachable(provider, &why),
+            KeyError::Unavailable(why) => provider_unreachable_error(provider, &why),
         })?;
-        jwt::check_times(&parsed.claims, now_secs())?;
-        jwt::check_audience(&parsed.claims, accepted)?;
-        let subject = jwt::subject(&parsed.claims)?;
+        jwt::check_times(&parsed.claims, now_secs()).map_err(Refusal::from)?;
+        claims::check_audience(&parsed.claims, accepted)?;
+        let subject = claims::subject(&parsed.claims)?;
         Ok(VerifiedLogin {
             subject,
             claims: parsed.claims,
@@ -338,7 +244,7 @@ fn trusted(token: &str) -> VerifiedLogin {
 
 /// The provider's keys or endpoint cannot be used: a fixed message to the client, the detail
 /// in the log.
-fn unreachable(provider: &str, why: &str) -> ApiError {
+fn provider_unreachable_error(provider: &str, why: &str) -> ApiError {
     crate::http_client::external_service_error(provider, &why)
 }
 
@@ -353,7 +259,7 @@ fn now_secs() -> i64 {
 mod tests {
     use super::*;
     use crate::config::ProvidersConfig;
-    use crate::model::PoolSettings;
+    use crate::model::{CognitoProvider, PoolSettings};
 
     fn pool() -> Pool {
         let mut slp = BTreeMap::new();
@@ -404,24 +310,6 @@ mod tests {
         assert!(c.accepts("c1") && c.accepts("c2") && !c.accepts("other"));
         let none = Audiences::of(&p, "login.example.com", &[]);
         assert!(none.is_empty() && !none.accepts("web"));
-    }
-
-    #[test]
-    fn messages_are_aws_texts() {
-        assert_eq!(
-            ApiError::from(Refusal::Issuer),
-            ApiError::NotAuthorized(
-                "Invalid login token. Issuer doesn't match providerName".into()
-            )
-        );
-        assert_eq!(
-            Refusal::Missing("aud").message(),
-            "Invalid login token. Missing a required claim: aud"
-        );
-        assert_eq!(
-            Refusal::NotSupported.message(),
-            ApiError::unsupported_provider().message()
-        );
     }
 
     fn config(named: &[(&str, ProviderConfig)], default: DefaultVerify) -> Config {
