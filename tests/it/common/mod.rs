@@ -123,17 +123,14 @@ impl TestServer {
         self.config.database.path.clone()
     }
 
-    /// A read-only connection to the live database, as an admin at a sqlite3 prompt would have.
-    pub fn db(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open_with_flags(
-            self.db_path(),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .unwrap()
+    /// A read-only connection to the live database, as an admin at a database prompt would have.
+    pub fn db(&self) -> db::Reader {
+        db::Reader::open(&self.db_path())
     }
 
+    /// The number a `SELECT count(*) …` of the live database returns.
     pub fn count(&self, sql: &str) -> i64 {
-        self.db().query_row(sql, [], |r| r.get(0)).unwrap()
+        self.db().count(sql)
     }
 
     /// `host:port` it listens on.
