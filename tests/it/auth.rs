@@ -66,10 +66,7 @@ impl<'a> Spec<'a> {
 }
 
 fn signed(ts: &TestServer, s: &Spec) -> Signed {
-    let host = s
-        .host
-        .unwrap_or_else(|| ts.url.trim_start_matches("http://"))
-        .to_string();
+    let host = s.host.unwrap_or_else(|| ts.host()).to_string();
     let mut pairs = vec![
         ("host".to_string(), host),
         (
@@ -117,24 +114,16 @@ fn signed(ts: &TestServer, s: &Spec) -> Signed {
 }
 
 async fn send(ts: &TestServer, s: &Signed) -> RawResponse {
-    if let Some(host) = &s.host {
-        let mut req = format!(
-            "POST / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            s.body.len()
-        );
-        for (k, v) in &s.headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str("\r\n");
-        let mut bytes = req.into_bytes();
-        bytes.extend_from_slice(&s.body);
-        return ts.raw_bytes(&bytes).await;
-    }
     let headers: Vec<(&str, &str)> = s
         .headers
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
+    if let Some(host) = &s.host {
+        return ts
+            .raw_bytes(&raw::closing(host, "POST", "/", &headers, &s.body))
+            .await;
+    }
     ts.raw("POST", &headers, &s.body).await
 }
 
@@ -148,10 +137,7 @@ async fn a_correctly_signed_request_is_accepted() {
     let r = send(&ts, &signed(&ts, &Spec::new())).await;
     assert_eq!(r.status, 200, "{:?}", r.json());
     assert_eq!(pools(&ts), 1);
-    let owner: String = ts
-        .db()
-        .query_row("SELECT account_id FROM pools", [], |r| r.get(0))
-        .unwrap();
+    let owner: String = ts.db().value("SELECT account_id FROM pools", &[]);
     assert_eq!(owner, "000000000000");
 }
 
@@ -439,12 +425,7 @@ async fn keys_of_two_accounts_cannot_see_each_others_pools() {
     );
     let owner: String = ts
         .db()
-        .query_row(
-            "SELECT account_id FROM pools WHERE id = ?1",
-            [&their_pool],
-            |r| r.get(0),
-        )
-        .unwrap();
+        .value("SELECT account_id FROM pools WHERE id = ?1", &[&their_pool]);
     assert_eq!(owner, OTHER_ACCOUNT);
     // GetId names the owner's account or none.
     let err = theirs
@@ -557,15 +538,6 @@ fn hex_sha256(data: &[u8]) -> String {
         .collect()
 }
 
-/// A port nothing listens on now, so a test can name its server's address before it starts.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_admin_host_set_only_requests_signed_for_that_host_are_accepted() {
     const PUBLIC: &str = "identity.example.test";
@@ -575,7 +547,7 @@ async fn with_admin_host_set_only_requests_signed_for_that_host_are_accepted() {
     // refused, saying which host it wants. The SDK gets the same answer.
     let r = send(&ts, &signed(&ts, &Spec::new())).await;
     r.assert_error(400, "InvalidSignatureException");
-    let here = ts.url.trim_start_matches("http://");
+    let here = ts.host();
     assert!(
         r.message().contains(&format!("'{here}'")),
         "{}",
@@ -620,10 +592,7 @@ async fn with_admin_host_set_only_requests_signed_for_that_host_are_accepted() {
     .await;
     assert_eq!(r.status, 200, "{:?}", r.json());
     assert_eq!(pools(&ts), 1);
-    let pool = ts
-        .db()
-        .query_row("SELECT id FROM pools", [], |r| r.get::<_, String>(0))
-        .unwrap();
+    let pool: String = ts.db().value("SELECT id FROM pools", &[]);
     let r = ts
         .call("GetId", &format!(r#"{{"IdentityPoolId":"{pool}"}}"#))
         .await;
@@ -631,7 +600,8 @@ async fn with_admin_host_set_only_requests_signed_for_that_host_are_accepted() {
     ts.stop().await;
 
     // The SDK pointed at the configured host is accepted.
-    let port = free_port();
+    // A port nothing listens on now, so the test can name its server's address before it starts.
+    let port = doubles::closed_port();
     let public = format!("127.0.0.1:{port}");
     let ts = TestServer::start_with(|c| {
         c.listen = public.parse().unwrap();

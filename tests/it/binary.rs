@@ -1,8 +1,7 @@
 //! The real `idpool` binary: starts on `--listen 127.0.0.1:0`, says where, serves, stops
 //! cleanly on SIGTERM; a broken config file is a one-line error and exit code 2.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use crate::common::*;
@@ -13,26 +12,19 @@ const BIN: &str = env!("CARGO_BIN_EXE_idpool");
 async fn the_binary_prints_its_address_serves_and_exits_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("sub").join("bin.db");
-    let mut child = Command::new(BIN)
-        .args(["--listen", "127.0.0.1:0", "--database"])
-        .arg(&db)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
+    let mut server = Spawned::with_args([
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--database".as_ref(),
+        db.as_os_str(),
+    ])
+    .await;
+    assert!(
+        server.url.starts_with("http://"),
+        "unexpected first line: listening on {}",
+        server.url
+    );
+    let addr = server.host().to_string();
     assert!(!addr.ends_with(":0"), "the real port is printed: {addr}");
     assert!(db.exists(), "the database and its folder were created");
 
@@ -47,17 +39,17 @@ async fn the_binary_prints_its_address_serves_and_exits_cleanly_on_sigterm() {
         .unwrap_err();
     assert_eq!(code(&err).0, "UnrecognizedClientException");
 
-    let pid = child.id().to_string();
+    let pid = server.child.id().to_string();
     let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(status.success());
     let exit = tokio::task::spawn_blocking(move || {
         for _ in 0..100 {
-            if let Some(s) = child.try_wait().unwrap() {
+            if let Some(s) = server.child.try_wait().unwrap() {
                 return Some(s);
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        let _ = child.kill();
+        server.kill();
         None
     })
     .await
@@ -100,29 +92,9 @@ fn the_example_config_starts_as_documented() {
     assert_eq!(c.admin.keys.len(), 1);
 }
 
-/// Starts the binary on `config` and returns it with its address.
-async fn spawn(config: &std::path::Path) -> (std::process::Child, String) {
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
-    (child, addr)
+/// Starts the binary on `config` alone (its own `listen`).
+async fn spawn(config: &std::path::Path) -> Spawned {
+    Spawned::with_args(["--config".as_ref(), config.as_os_str()]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,8 +110,8 @@ async fn every_answered_identity_survives_a_kill_9() {
         ),
     )
     .unwrap();
-    let (mut child, url) = spawn(&config).await;
-    let c = sdk_client(&url, "any", "any");
+    let mut server = spawn(&config).await;
+    let c = sdk_client(&server.url, "any", "any");
     let pool = create_pool(&c, "crash").await;
     // Eight clients create identities as fast as they can; the process is killed under them
     // once a hundred have been answered.
@@ -174,23 +146,22 @@ async fn every_answered_identity_survives_a_kill_9() {
         done.load(std::sync::atomic::Ordering::SeqCst) >= 100,
         "the server never answered"
     );
-    child.kill().unwrap();
+    server.child.kill().unwrap();
     let mut answered = Vec::new();
     for t in tasks {
         answered.extend(t.await.unwrap());
     }
-    let _ = child.wait();
+    let _ = server.child.wait();
     assert!(!answered.is_empty());
 
     // Every identity a client was given is there after the restart, with its login.
-    let (mut child, url) = spawn(&config).await;
-    let c = sdk_client(&url, "any", "any");
+    let mut server = spawn(&config).await;
+    let c = sdk_client(&server.url, "any", "any");
     for (user, id) in &answered {
         let again = get_id(&c, &pool, &[("accounts.google.com", user.as_str())])
             .await
             .unwrap();
         assert_eq!(&again, id, "{user} lost its identity in the crash");
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    server.kill();
 }

@@ -3,83 +3,22 @@
 //! values escaped in the logs, and the optional per-client rate limit.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use idpool::config::{Config, CredentialsSource, ProviderConfig, VerifyMode};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::common::doubles::{dead_url, sts_answer, Double, Reply};
 use crate::common::*;
 
 const PROVIDER: &str = "opaque.example.test";
 const DEAD: &str = "dead.example.test";
-const AUTH_ROLE: &str = "arn:aws:iam::000000000000:role/authenticated";
-const UNAUTH_ROLE: &str = "arn:aws:iam::000000000000:role/guest";
 
-/// An endpoint that takes `delay` per call and answers `body` (by default: every token is
-/// inactive); it counts calls and the most it served at once.
-struct SlowIntrospection {
-    url: String,
-    hits: Arc<AtomicUsize>,
-    max_in_flight: Arc<AtomicUsize>,
-}
-
-async fn slow_introspection(delay: Duration) -> SlowIntrospection {
-    slow_endpoint(delay, r#"{"active":false}"#).await
-}
-
-async fn slow_endpoint(delay: Duration, body: &'static str) -> SlowIntrospection {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/introspect", listener.local_addr().unwrap());
-    let hits = Arc::new(AtomicUsize::new(0));
-    let max = Arc::new(AtomicUsize::new(0));
-    let now = Arc::new(AtomicUsize::new(0));
-    let (h, m) = (hits.clone(), max.clone());
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            let (h, m, now) = (h.clone(), m.clone(), now.clone());
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    let n = s.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
-                        let len: usize = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .map(|v| v.trim().parse().unwrap())
-                            .unwrap_or(0);
-                        if buf.len() >= end + 4 + len {
-                            break;
-                        }
-                    }
-                }
-                h.fetch_add(1, Ordering::SeqCst);
-                let current = now.fetch_add(1, Ordering::SeqCst) + 1;
-                m.fetch_max(current, Ordering::SeqCst);
-                tokio::time::sleep(delay).await;
-                now.fetch_sub(1, Ordering::SeqCst);
-                let resp = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = s.write_all(resp.as_bytes()).await;
-                let _ = s.shutdown().await;
-            });
-        }
-    });
-    SlowIntrospection {
-        url,
-        hits,
-        max_in_flight: max,
-    }
+/// An introspection endpoint at `/introspect` that takes `delay` per call and finds every
+/// token inactive.
+async fn slow_introspection(delay: Duration) -> Double {
+    Double::slow(delay, |_| Reply::json(200, r#"{"active":false}"#)).await
 }
 
 fn introspect(url: &str) -> ProviderConfig {
@@ -89,12 +28,6 @@ fn introspect(url: &str) -> ProviderConfig {
         audiences: vec![],
         url: Some(url.to_string()),
     }
-}
-
-/// A port nothing listens on.
-fn dead_url(path: &str) -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    format!("http://{}{path}", l.local_addr().unwrap())
 }
 
 async fn opaque_server(url: String) -> (TestServer, String) {
@@ -126,7 +59,7 @@ async fn get_id_raw(ts: &TestServer, pool: &str, logins: serde_json::Value) -> R
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_one_bad_token_is_one_introspection_call() {
     let double = slow_introspection(Duration::from_millis(200)).await;
-    let (ts, pool) = opaque_server(double.url.clone()).await;
+    let (ts, pool) = opaque_server(double.url("/introspect")).await;
     let ts = Arc::new(ts);
     let token = format!("random-{}", uuid::Uuid::new_v4());
     let calls = (0..50).map(|_| {
@@ -144,13 +77,13 @@ async fn a_flood_of_one_bad_token_is_one_introspection_call() {
             .await
             .assert_error(400, "NotAuthorizedException");
     }
-    assert_eq!(double.hits.load(Ordering::SeqCst), 1);
+    assert_eq!(double.hits(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn introspection_calls_to_one_provider_are_bounded_in_concurrency() {
     let double = slow_introspection(Duration::from_millis(150)).await;
-    let (ts, pool) = opaque_server(double.url.clone()).await;
+    let (ts, pool) = opaque_server(double.url("/introspect")).await;
     let ts = Arc::new(ts);
     let calls = (0..40).map(|i| {
         let (ts, pool) = (ts.clone(), pool.clone());
@@ -163,18 +96,20 @@ async fn introspection_calls_to_one_provider_are_bounded_in_concurrency() {
             .unwrap()
             .assert_error(400, "NotAuthorizedException");
     }
-    assert_eq!(double.hits.load(Ordering::SeqCst), 40);
+    assert_eq!(double.hits(), 40);
     // The bound is 8 calls per provider at once (`introspect::MAX_IN_FLIGHT`).
-    let max = double.max_in_flight.load(Ordering::SeqCst);
+    let max = double.max_in_flight();
     assert!((1..=8).contains(&max), "{max} calls at once");
 }
 
-const STS_ANSWER: &str = "<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>ASIASTSDOUBLE0000001</AccessKeyId><SecretAccessKey>s</SecretAccessKey><SessionToken>t</SessionToken><Expiration>2030-01-01T00:00:00Z</Expiration></Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sts_calls_are_bounded_in_concurrency() {
-    let sts = slow_endpoint(Duration::from_millis(200), STS_ANSWER).await;
-    let url = sts.url.clone();
+    let answer = sts_answer("ASIASTSDOUBLE0000001", "s", "t");
+    let sts = Double::slow(Duration::from_millis(200), move |_| {
+        Reply::json(200, answer.clone())
+    })
+    .await;
+    let url = sts.url("/introspect");
     let ts = TestServer::start_with(move |c| {
         c.credentials.source = CredentialsSource::Sts;
         c.credentials.sts_endpoint = Some(url);
@@ -182,13 +117,7 @@ async fn sts_calls_are_bounded_in_concurrency() {
     .await;
     let c = ts.client();
     let pool = create_pool(&c, "sts-slow").await;
-    c.set_identity_pool_roles()
-        .identity_pool_id(&pool)
-        .roles("authenticated", AUTH_ROLE)
-        .roles("unauthenticated", UNAUTH_ROLE)
-        .send()
-        .await
-        .unwrap();
+    set_roles(&c, &pool).await;
     let guest = get_id(&c, &pool, &[]).await.unwrap();
     let ts = Arc::new(ts);
     let calls = (0..32).map(|_| {
@@ -199,9 +128,9 @@ async fn sts_calls_are_bounded_in_concurrency() {
         let r = call.await.unwrap();
         assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
     }
-    assert_eq!(sts.hits.load(Ordering::SeqCst), 32);
+    assert_eq!(sts.hits(), 32);
     // At most 16 calls to one host at once (`http_client::MAX_PER_HOST`).
-    let max = sts.max_in_flight.load(Ordering::SeqCst);
+    let max = sts.max_in_flight();
     assert!((1..=16).contains(&max), "{max} calls at once");
 }
 
@@ -223,13 +152,7 @@ async fn unreachable_providers_and_sts_get_a_fixed_message_without_detail() {
     .await;
     let c = ts.client();
     let pool = create_pool(&c, "sts-down").await;
-    c.set_identity_pool_roles()
-        .identity_pool_id(&pool)
-        .roles("authenticated", AUTH_ROLE)
-        .roles("unauthenticated", UNAUTH_ROLE)
-        .send()
-        .await
-        .unwrap();
+    set_roles(&c, &pool).await;
     let guest = get_id(&c, &pool, &[]).await.unwrap();
     let r = ts
         .call(

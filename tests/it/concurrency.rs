@@ -65,23 +65,12 @@ async fn racing_overlapping_login_sets_stay_consistent() {
         results.push(t.await.unwrap());
     }
     // Final state, read as an admin would.
-    let db = ts.db();
     let mut owner: HashMap<(String, String), String> = HashMap::new();
-    let mut stmt = db
-        .prepare("SELECT provider, subject, identity_id FROM logins")
-        .unwrap();
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })
-        .unwrap();
+    let rows: Vec<(String, String, String)> = ts
+        .db()
+        .rows("SELECT provider, subject, identity_id FROM logins", &[]);
     let mut per_identity_provider = HashSet::new();
-    for row in rows {
-        let (p, s, i) = row.unwrap();
+    for (p, s, i) in rows {
         assert!(owner.insert((p.clone(), s), i.clone()).is_none());
         assert!(
             per_identity_provider.insert((i, p)),

@@ -3,7 +3,6 @@
 //! `trust`, `allow_unsigned`) stop the server from starting on any other address unless
 //! `[security] allow_insecure_public` acknowledges them. The refusal is one line naming the keys.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -234,27 +233,9 @@ async fn the_example_config_still_runs_the_quick_start_on_loopback() {
     let db = dir.path().join("quick.db");
     let config = dir.path().join("config.toml");
     std::fs::write(&config, example("127.0.0.1:0", &db)).unwrap();
-    let mut child = Running(
-        Command::new(BIN)
-            .arg("--config")
-            .arg(&config)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let stdout = child.0.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    // The example's own `listen`, not one given on the command line.
+    let child = Spawned::with_args(["--config".as_ref(), config.as_os_str()]).await;
+    let url = child.url.as_str();
     // The README's flow: the development key creates a pool, any user id signs in (trust).
     let c = sdk_client(url, DEV_AKID, DEV_SECRET);
     let pool = create_pool(&c, "quick-start").await;

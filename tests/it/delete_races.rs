@@ -9,33 +9,7 @@ use serde_json::json;
 
 use crate::common::*;
 
-const DEV: &str = "login.mycompany";
 const OURS: &str = "cognito-identity.amazonaws.com";
-
-async fn pool(c: &Client, name: &str) -> String {
-    let pool = c
-        .create_identity_pool()
-        .identity_pool_name(name)
-        .allow_unauthenticated_identities(true)
-        .supported_login_providers("accounts.google.com", "google-client")
-        .supported_login_providers("graph.facebook.com", "facebook-app")
-        .developer_provider_name(DEV)
-        .send()
-        .await
-        .unwrap()
-        .identity_pool_id;
-    c.set_identity_pool_roles()
-        .identity_pool_id(&pool)
-        .roles(
-            "authenticated",
-            "arn:aws:iam::000000000000:role/authenticated",
-        )
-        .roles("unauthenticated", "arn:aws:iam::000000000000:role/guest")
-        .send()
-        .await
-        .unwrap();
-    pool
-}
 
 /// What one racing request got: its status and `__type`, for the failure message.
 #[derive(Debug)]
@@ -90,7 +64,7 @@ async fn developer(c: &Client, what: String, pool: &str, identity: Option<&str>)
 /// ours), a burst of public operations on it, and DeleteIdentityPool in the middle of them.
 async fn round(ts: &Arc<TestServer>, n: usize) -> Vec<Answer> {
     let c = ts.client();
-    let pool = pool(&c, &format!("race{n}")).await;
+    let pool = pool_with_roles(&c, &format!("race{n}")).await;
     // Each request that changes a guest has a guest of its own, so the only refusals left are
     // the pool or the identity being gone.
     let mut guests = Vec::new();

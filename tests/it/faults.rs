@@ -7,14 +7,6 @@ use std::time::Duration;
 
 use crate::common::*;
 
-/// Holds SQLite's write lock on `path` the way a second process (an admin's sqlite3 session
-/// with an open write transaction) would, until dropped.
-fn hold_write_lock(path: &std::path::Path) -> rusqlite::Connection {
-    let c = rusqlite::Connection::open(path).unwrap();
-    c.execute_batch("BEGIN IMMEDIATE").unwrap();
-    c
-}
-
 fn guest_get_id(pool: &str) -> String {
     format!(r#"{{"IdentityPoolId":"{pool}"}}"#)
 }
@@ -26,7 +18,7 @@ async fn a_locked_database_fails_writes_fast_and_the_server_recovers_when_it_is_
     let body = guest_get_id(&pool);
     assert_eq!(ts.call("GetId", &body).await.status, 200);
 
-    let lock = hold_write_lock(&ts.db_path());
+    let lock = db::hold_write_lock(&ts.db_path());
     for _ in 0..3 {
         let r = ts.call("GetId", &body).await;
         r.assert_error(500, "InternalErrorException");
@@ -64,9 +56,7 @@ async fn a_writer_that_can_never_commit_makes_the_binary_exit_non_zero_and_say_w
     )
     .unwrap();
     let mut server = Spawned::start(&config).await;
-    let url = server.url.clone();
-    let ts = RawClient { url };
-    let r = ts
+    let r = server
         .call(
             "CreateIdentityPool",
             r#"{"IdentityPoolName":"f","AllowUnauthenticatedIdentities":true}"#,
@@ -75,7 +65,7 @@ async fn a_writer_that_can_never_commit_makes_the_binary_exit_non_zero_and_say_w
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let pool = r.json()["IdentityPoolId"].as_str().unwrap().to_string();
 
-    let _lock = hold_write_lock(&db);
+    let _lock = db::hold_write_lock(&db);
     let mut exit = None;
     for _ in 0..600 {
         if let Some(s) = server.child.try_wait().unwrap() {
@@ -83,7 +73,7 @@ async fn a_writer_that_can_never_commit_makes_the_binary_exit_non_zero_and_say_w
             break;
         }
         // While it still answers, every answer is an AWS-shaped 500, never a hang.
-        if let Some(r) = ts.try_call("GetId", &guest_get_id(&pool)).await {
+        if let Some(r) = server.try_call("GetId", &guest_get_id(&pool)).await {
             r.assert_error(500, "InternalErrorException");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -103,35 +93,4 @@ async fn a_writer_that_can_never_commit_makes_the_binary_exit_non_zero_and_say_w
         "the cause is logged once for the whole run of failures:\n{log}"
     );
     assert!(log.contains("cannot go on"), "{log}");
-}
-
-/// Raw awsJson calls to a server that is not a `TestServer` (a spawned binary).
-struct RawClient {
-    url: String,
-}
-
-impl RawClient {
-    async fn call(&self, op: &str, body: &str) -> RawResponse {
-        self.try_call(op, body).await.expect("the server answers")
-    }
-
-    /// `None` when the server is gone (it may exit at any moment in these tests).
-    async fn try_call(&self, op: &str, body: &str) -> Option<RawResponse> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let addr = self.url.trim_start_matches("http://");
-        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-        let req = format!(
-            "POST / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\
-             X-Amz-Target: AWSCognitoIdentityService.{op}\r\n\
-             Content-Type: application/x-amz-json-1.1\r\n\r\n{body}",
-            body.len()
-        );
-        s.write_all(req.as_bytes()).await.ok()?;
-        let mut out = Vec::new();
-        s.read_to_end(&mut out).await.ok()?;
-        if out.is_empty() {
-            return None;
-        }
-        Some(RawResponse::parse(&out))
-    }
 }

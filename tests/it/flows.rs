@@ -1,45 +1,11 @@
 //! End-to-end flows with the AWS SDK for Rust: guest → signed-in upgrade, merges, developer
 //! identities, credentials (local and through an STS double), UnlinkIdentity, DeleteIdentities.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
 use aws_sdk_cognitoidentity::types::{AmbiguousRoleResolutionType, RoleMapping, RoleMappingType};
 use aws_sdk_cognitoidentity::Client;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::common::doubles::{dead_url, sts_answer, Double, Reply, Req, STS_ACCESS_DENIED};
 use crate::common::*;
-
-const AUTH_ROLE: &str = "arn:aws:iam::000000000000:role/authenticated";
-const UNAUTH_ROLE: &str = "arn:aws:iam::000000000000:role/guest";
-
-async fn pool_with_roles(c: &Client, name: &str) -> String {
-    let pool = c
-        .create_identity_pool()
-        .identity_pool_name(name)
-        .allow_unauthenticated_identities(true)
-        .supported_login_providers("accounts.google.com", "google-client")
-        .supported_login_providers("graph.facebook.com", "facebook-app")
-        .developer_provider_name("login.mycompany")
-        .send()
-        .await
-        .unwrap()
-        .identity_pool_id;
-    c.set_identity_pool_roles()
-        .identity_pool_id(&pool)
-        .roles("authenticated", AUTH_ROLE)
-        .roles("unauthenticated", UNAUTH_ROLE)
-        .send()
-        .await
-        .unwrap();
-    pool
-}
-
-fn err<T: std::fmt::Debug, E: Into<aws_sdk_cognitoidentity::Error>>(
-    r: Result<T, E>,
-) -> (String, String) {
-    code(&r.map_err(Into::into).unwrap_err())
-}
 
 async fn open_id_token(
     c: &Client,
@@ -119,11 +85,12 @@ async fn a_guest_gets_credentials_for_the_guest_role_and_a_signed_in_user_for_th
     assert_eq!(id, user);
     // A signed-in identity without its logins is forbidden; with someone else's: logins don't match.
     assert_eq!(
-        err(c
-            .get_credentials_for_identity()
-            .identity_id(&user)
-            .send()
-            .await),
+        fail(
+            c.get_credentials_for_identity()
+                .identity_id(&user)
+                .send()
+                .await
+        ),
         (
             "NotAuthorizedException".into(),
             format!("Access to Identity '{user}' is forbidden.")
@@ -155,11 +122,12 @@ async fn pools_without_the_needed_role_or_guest_access_refuse_credentials() {
     let pool = create_pool(&c, "noroles").await;
     let guest = get_id(&c, &pool, &[]).await.unwrap();
     assert_eq!(
-        err(c
-            .get_credentials_for_identity()
-            .identity_id(&guest)
-            .send()
-            .await),
+        fail(
+            c.get_credentials_for_identity()
+                .identity_id(&guest)
+                .send()
+                .await
+        ),
         (
             "InvalidIdentityPoolConfigurationException".into(),
             "Invalid identity pool configuration. Check assigned IAM roles for this pool.".into()
@@ -175,7 +143,7 @@ async fn pools_without_the_needed_role_or_guest_access_refuse_credentials() {
         .await
         .unwrap();
     assert_eq!(
-        err(c.get_open_id_token().identity_id(&guest).send().await),
+        fail(c.get_open_id_token().identity_id(&guest).send().await),
         (
             "NotAuthorizedException".into(),
             "Unauthenticated access is not supported for this identity pool.".into()
@@ -183,11 +151,12 @@ async fn pools_without_the_needed_role_or_guest_access_refuse_credentials() {
     );
     let missing = "us-east-1:00000000-0000-4000-8000-000000000000";
     assert_eq!(
-        err(c
-            .get_credentials_for_identity()
-            .identity_id(missing)
-            .send()
-            .await),
+        fail(
+            c.get_credentials_for_identity()
+                .identity_id(missing)
+                .send()
+                .await
+        ),
         (
             "ResourceNotFoundException".into(),
             format!("Identity '{missing}' not found.")
@@ -226,7 +195,7 @@ async fn a_guest_signing_in_with_a_new_login_keeps_its_identity() {
         guest
     );
     assert_eq!(
-        err(c.get_open_id_token().identity_id(&guest).send().await).0,
+        fail(c.get_open_id_token().identity_id(&guest).send().await).0,
         "NotAuthorizedException"
     );
     // A guest token says so.
@@ -263,21 +232,18 @@ async fn a_guest_signing_in_as_a_known_user_is_merged_into_that_users_identity()
         .await
         .unwrap();
     assert!(d.logins().is_empty());
-    let merged: (i64, Option<String>) = ts
-        .db()
-        .query_row(
-            "SELECT disabled, merged_into FROM identities WHERE id = ?1",
-            [&guest],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let merged: (i64, Option<String>) = ts.db().row(
+        "SELECT disabled, merged_into FROM identities WHERE id = ?1",
+        &[&guest],
+    );
     assert_eq!(merged, (1, Some(known.clone())));
     assert_eq!(
-        err(c
-            .get_credentials_for_identity()
-            .identity_id(&guest)
-            .send()
-            .await),
+        fail(
+            c.get_credentials_for_identity()
+                .identity_id(&guest)
+                .send()
+                .await
+        ),
         (
             "NotAuthorizedException".into(),
             format!("Access to Identity '{guest}' is forbidden.")
@@ -413,7 +379,7 @@ async fn classic_flow_explicitly_disabled_refuses_get_open_id_token() {
         .identity_pool_id;
     let guest = get_id(&c, &pool, &[]).await.unwrap();
     assert_eq!(
-        err(c.get_open_id_token().identity_id(&guest).send().await),
+        fail(c.get_open_id_token().identity_id(&guest).send().await),
         (
             "InvalidParameterException".into(),
             "Basic (classic) flow is not enabled, please use enhanced flow.".into()
@@ -480,12 +446,13 @@ async fn developer_identities_end_to_end() {
     );
     // A wrong developer provider.
     assert_eq!(
-        err(c
-            .get_open_id_token_for_developer_identity()
-            .identity_pool_id(&pool)
-            .logins("login.other", "x")
-            .send()
-            .await)
+        fail(
+            c.get_open_id_token_for_developer_identity()
+                .identity_pool_id(&pool)
+                .logins("login.other", "x")
+                .send()
+                .await
+        )
         .0,
         "NotAuthorizedException"
     );
@@ -538,13 +505,14 @@ async fn developer_identities_end_to_end() {
     // The developer user cannot be registered to another identity.
     let guest = get_id(&c, &pool, &[]).await.unwrap();
     assert_eq!(
-        err(c
-            .get_open_id_token_for_developer_identity()
-            .identity_pool_id(&pool)
-            .identity_id(&guest)
-            .logins("login.mycompany", "user-a")
-            .send()
-            .await)
+        fail(
+            c.get_open_id_token_for_developer_identity()
+                .identity_pool_id(&pool)
+                .identity_id(&guest)
+                .logins("login.mycompany", "user-a")
+                .send()
+                .await
+        )
         .0,
         "DeveloperUserAlreadyRegisteredException"
     );
@@ -569,14 +537,15 @@ async fn developer_identities_end_to_end() {
         .unwrap();
     assert_ne!(dev("user-b").await.unwrap().identity_id().unwrap(), a_id);
     assert_eq!(
-        err(c
-            .unlink_developer_identity()
-            .identity_pool_id(&pool)
-            .identity_id(&a_id)
-            .developer_provider_name("login.mycompany")
-            .developer_user_identifier("user-b")
-            .send()
-            .await)
+        fail(
+            c.unlink_developer_identity()
+                .identity_pool_id(&pool)
+                .identity_id(&a_id)
+                .developer_provider_name("login.mycompany")
+                .developer_user_identifier("user-b")
+                .send()
+                .await
+        )
         .0,
         "ResourceConflictException"
     );
@@ -605,13 +574,14 @@ async fn unlink_identity_needs_proof_and_removing_the_last_login_locks_the_ident
     .await
     .unwrap();
     assert_eq!(
-        err(c
-            .unlink_identity()
-            .identity_id(&x)
-            .logins("accounts.google.com", "not-jo")
-            .logins_to_remove("graph.facebook.com")
-            .send()
-            .await)
+        fail(
+            c.unlink_identity()
+                .identity_id(&x)
+                .logins("accounts.google.com", "not-jo")
+                .logins_to_remove("graph.facebook.com")
+                .send()
+                .await
+        )
         .0,
         "NotAuthorizedException"
     );
@@ -643,11 +613,12 @@ async fn unlink_identity_needs_proof_and_removing_the_last_login_locks_the_ident
         .await
         .unwrap();
     assert_eq!(
-        err(c
-            .get_credentials_for_identity()
-            .identity_id(&x)
-            .send()
-            .await),
+        fail(
+            c.get_credentials_for_identity()
+                .identity_id(&x)
+                .send()
+                .await
+        ),
         (
             "NotAuthorizedException".into(),
             format!("Access to Identity '{x}' is forbidden.")
@@ -691,7 +662,7 @@ async fn delete_identities_reports_what_it_could_not_delete() {
         .iter()
         .all(|u| u.error_code().map(|e| e.as_str()) == Some("AccessDenied")));
     assert_eq!(
-        err(c.describe_identity().identity_id(&a).send().await),
+        fail(c.describe_identity().identity_id(&a).send().await),
         (
             "ResourceNotFoundException".into(),
             format!("Identity '{a}' not found.")
@@ -751,84 +722,24 @@ async fn role_mappings_choose_the_role_from_the_token_claims() {
         .unwrap();
 }
 
-/// An STS double on loopback: checks the AssumeRoleWithWebIdentity request and answers like STS.
-struct StsDouble {
-    url: String,
-    seen: Arc<Mutex<Vec<HashMap<String, String>>>>,
-}
-
-async fn sts_double(refuse: bool) -> StsDouble {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let seen2 = seen.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = listener.accept().await else {
-                return;
-            };
-            let seen = seen2.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 8192];
-                loop {
-                    let n = s.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        break;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
-                        let len: usize = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .map(|v| v.trim().parse().unwrap())
-                            .unwrap_or(0);
-                        if buf.len() >= end + 4 + len {
-                            let body =
-                                String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).to_string();
-                            let form: HashMap<String, String> = body
-                                .split('&')
-                                .filter_map(|kv| kv.split_once('='))
-                                .map(|(k, v)| (k.to_string(), urldecode(v)))
-                                .collect();
-                            seen.lock().unwrap().push(form);
-                            break;
-                        }
-                    }
-                }
-                let (status, body) = if refuse {
-                    ("403 Forbidden", "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>Not authorized to perform sts:AssumeRoleWithWebIdentity</Message></Error></ErrorResponse>".to_string())
-                } else {
-                    ("200 OK", "<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>ASIASTSDOUBLE0000001</AccessKeyId><SecretAccessKey>sts-double-secret</SecretAccessKey><SessionToken>sts-double-session</SessionToken><Expiration>2030-01-01T00:00:00Z</Expiration></Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>".to_string())
-                };
-                let resp = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = s.write_all(resp.as_bytes()).await;
-            });
+/// An STS double on loopback: records the AssumeRoleWithWebIdentity requests and answers like
+/// STS (or refuses like it).
+async fn sts_double(refuse: bool) -> Double {
+    Double::start(move |_| {
+        if refuse {
+            Reply::xml(403, STS_ACCESS_DENIED)
+        } else {
+            Reply::xml(
+                200,
+                sts_answer(
+                    "ASIASTSDOUBLE0000001",
+                    "sts-double-secret",
+                    "sts-double-session",
+                ),
+            )
         }
-    });
-    StsDouble { url, seen }
-}
-
-fn urldecode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).unwrap()
+    })
+    .await
 }
 
 /// Verifies one of our tokens against the JWKS the server serves, with jsonwebtoken.
@@ -859,7 +770,7 @@ async fn verify_against_served_jwks(ts: &TestServer, token: &str) -> serde_json:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sts_source_assumes_the_chosen_role_with_a_verifiable_token_of_ours() {
     let sts = sts_double(false).await;
-    let sts_url = sts.url.clone();
+    let sts_url = sts.url("/");
     let ts = TestServer::start_with(move |c| {
         c.credentials.source = idpool::config::CredentialsSource::Sts;
         c.credentials.sts_endpoint = Some(sts_url);
@@ -877,7 +788,7 @@ async fn the_sts_source_assumes_the_chosen_role_with_a_verifiable_token_of_ours(
     assert_eq!(creds.access_key_id(), Some("ASIASTSDOUBLE0000001"));
     assert_eq!(creds.secret_key(), Some("sts-double-secret"));
     assert_eq!(creds.session_token(), Some("sts-double-session"));
-    let form = sts.seen.lock().unwrap()[0].clone();
+    let form = sts.requests()[0].form();
     assert_eq!(form["Action"], "AssumeRoleWithWebIdentity");
     assert_eq!(form["RoleArn"], AUTH_ROLE);
     assert_eq!(form["RoleSessionName"], "CognitoIdentityCredentials");
@@ -890,7 +801,7 @@ async fn the_sts_source_assumes_the_chosen_role_with_a_verifiable_token_of_ours(
     // A guest assumes the guest role.
     let guest = get_id(&c, &pool, &[]).await.unwrap();
     credentials(&c, &guest, &[]).await.unwrap();
-    assert_eq!(sts.seen.lock().unwrap()[1]["RoleArn"], UNAUTH_ROLE);
+    assert_eq!(sts.requests()[1].form()["RoleArn"], UNAUTH_ROLE);
     // With a principal tag map, the token STS receives carries the session tags.
     c.set_principal_tag_attribute_map()
         .identity_pool_id(&pool)
@@ -902,7 +813,7 @@ async fn the_sts_source_assumes_the_chosen_role_with_a_verifiable_token_of_ours(
     credentials(&c, &user, &[("accounts.google.com", "lee")])
         .await
         .unwrap();
-    let form = sts.seen.lock().unwrap()[2].clone();
+    let form = sts.requests()[2].form();
     let claims = verify_against_served_jwks(&ts, &form["WebIdentityToken"]).await;
     assert_eq!(
         claims["https://aws.amazon.com/tags"],
@@ -913,7 +824,7 @@ async fn the_sts_source_assumes_the_chosen_role_with_a_verifiable_token_of_ours(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sts_refusals_and_outages_are_aws_shaped() {
     let sts = sts_double(true).await;
-    let sts_url = sts.url.clone();
+    let sts_url = sts.url("/");
     let ts = TestServer::start_with(move |c| {
         c.credentials.source = idpool::config::CredentialsSource::Sts;
         c.credentials.sts_endpoint = Some(sts_url);
@@ -923,20 +834,19 @@ async fn sts_refusals_and_outages_are_aws_shaped() {
     let pool = pool_with_roles(&c, "sts-refuses").await;
     let guest = get_id(&c, &pool, &[]).await.unwrap();
     assert_eq!(
-        err(c
-            .get_credentials_for_identity()
-            .identity_id(&guest)
-            .send()
-            .await),
+        fail(
+            c.get_credentials_for_identity()
+                .identity_id(&guest)
+                .send()
+                .await
+        ),
         (
             "InvalidIdentityPoolConfigurationException".into(),
             "Invalid identity pool configuration. Check assigned IAM roles for this pool.".into()
         )
     );
     // Nothing listens here.
-    let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let dead_url = format!("http://{}/", dead.local_addr().unwrap());
-    drop(dead);
+    let dead_url = dead_url("/");
     let ts2 = TestServer::start_with(move |c| {
         c.credentials.source = idpool::config::CredentialsSource::Sts;
         c.credentials.sts_endpoint = Some(dead_url);
@@ -946,11 +856,12 @@ async fn sts_refusals_and_outages_are_aws_shaped() {
     let pool2 = pool_with_roles(&c2, "sts-down").await;
     let guest2 = get_id(&c2, &pool2, &[]).await.unwrap();
     assert_eq!(
-        err(c2
-            .get_credentials_for_identity()
-            .identity_id(&guest2)
-            .send()
-            .await)
+        fail(
+            c2.get_credentials_for_identity()
+                .identity_id(&guest2)
+                .send()
+                .await
+        )
         .0,
         "ExternalServiceException"
     );
@@ -962,7 +873,7 @@ async fn rules_mappings_pick_the_role_sts_is_asked_for() {
         MappingRule, MappingRuleMatchType, RulesConfigurationType,
     };
     let sts = sts_double(false).await;
-    let sts_url = sts.url.clone();
+    let sts_url = sts.url("/");
     let ts = TestServer::start_with(move |c| {
         c.credentials.source = idpool::config::CredentialsSource::Sts;
         c.credentials.sts_endpoint = Some(sts_url);
@@ -1013,7 +924,7 @@ async fn rules_mappings_pick_the_role_sts_is_asked_for() {
     credentials(&c, &plain, &[("accounts.google.com", "bo")])
         .await
         .unwrap();
-    let seen = sts.seen.lock().unwrap().clone();
+    let seen: Vec<_> = sts.requests().iter().map(Req::form).collect();
     assert_eq!(seen[0]["RoleArn"], admin_role, "the matching rule's role");
     assert_eq!(
         seen[1]["RoleArn"], AUTH_ROLE,
@@ -1044,7 +955,7 @@ async fn developer_operations_refuse_what_they_must_and_change_nothing() {
     // An identity of another pool is not found here.
     let elsewhere = get_id(&c, &other_pool, &[]).await.unwrap();
     assert_eq!(
-        err(dev(&pool, "new", Some(&elsewhere)).await),
+        fail(dev(&pool, "new", Some(&elsewhere)).await),
         (
             "ResourceNotFoundException".into(),
             format!("Identity '{elsewhere}' not found.")
@@ -1055,7 +966,7 @@ async fn developer_operations_refuse_what_they_must_and_change_nothing() {
         .await
         .unwrap();
     assert_eq!(
-        err(dev(&pool, "new", Some(&google)).await),
+        fail(dev(&pool, "new", Some(&google)).await),
         (
             "NotAuthorizedException".into(),
             "Logins don't match. Please include at least one valid login for this identity or identity pool.".into()
@@ -1083,14 +994,14 @@ async fn developer_operations_refuse_what_they_must_and_change_nothing() {
             .send()
     };
     assert_eq!(
-        err(merge("nobody", "a", "login.mycompany").await),
+        fail(merge("nobody", "a", "login.mycompany").await),
         (
             "ResourceNotFoundException".into(),
             "Developer user identifier 'nobody' not found.".into()
         )
     );
     assert_eq!(
-        err(merge("b", "a", "login.other").await),
+        fail(merge("b", "a", "login.other").await),
         (
             "NotAuthorizedException".into(),
             "This identity pool does not support the specified developer provider.".into()
@@ -1108,7 +1019,7 @@ async fn developer_operations_refuse_what_they_must_and_change_nothing() {
         .unwrap();
     assert_eq!(g2.identity_id(), Some(b.as_str()));
     assert_eq!(
-        err(merge("b", "g-dev", "login.mycompany").await).0,
+        fail(merge("b", "g-dev", "login.mycompany").await).0,
         "ResourceConflictException"
     );
     assert_eq!(
@@ -1118,45 +1029,49 @@ async fn developer_operations_refuse_what_they_must_and_change_nothing() {
 
     // Lookup: neither key, keys that disagree, a garbage page token.
     assert_eq!(
-        err(c
-            .lookup_developer_identity()
-            .identity_pool_id(&pool)
-            .send()
-            .await)
+        fail(
+            c.lookup_developer_identity()
+                .identity_pool_id(&pool)
+                .send()
+                .await
+        )
         .0,
         "InvalidParameterException"
     );
     assert_eq!(
-        err(c
-            .lookup_developer_identity()
-            .identity_pool_id(&pool)
-            .identity_id(&a)
-            .developer_user_identifier("b")
-            .send()
-            .await)
+        fail(
+            c.lookup_developer_identity()
+                .identity_pool_id(&pool)
+                .identity_id(&a)
+                .developer_user_identifier("b")
+                .send()
+                .await
+        )
         .0,
         "ResourceConflictException"
     );
     assert_eq!(
-        err(c
-            .lookup_developer_identity()
-            .identity_pool_id(&pool)
-            .identity_id(&a)
-            .next_token("bm9wZQ")
-            .send()
-            .await)
+        fail(
+            c.lookup_developer_identity()
+                .identity_pool_id(&pool)
+                .identity_id(&a)
+                .next_token("bm9wZQ")
+                .send()
+                .await
+        )
         .0,
         "InvalidParameterException"
     );
     // UnlinkIdentity does not remove developer users.
     assert_eq!(
-        err(c
-            .unlink_identity()
-            .identity_id(&google)
-            .logins("accounts.google.com", "gg")
-            .logins_to_remove("login.mycompany")
-            .send()
-            .await)
+        fail(
+            c.unlink_identity()
+                .identity_id(&google)
+                .logins("accounts.google.com", "gg")
+                .logins_to_remove("login.mycompany")
+                .send()
+                .await
+        )
         .0,
         "InvalidParameterException"
     );

@@ -203,7 +203,7 @@ async fn mutated_inputs_never_get_a_server_error() {
                     v.to_string().chars().take(300).collect::<String>()
                 );
                 if r.status != 200 {
-                    r.assert_error(r.status, &r.error_type());
+                    r.assert_some_error();
                 } else {
                     assert!(r.json().is_object(), "{op}");
                 }

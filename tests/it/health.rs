@@ -21,8 +21,7 @@ async fn health_and_ready_answer_json_and_ready_follows_the_database() {
     }
 
     // Another process holds the write lock: reads still work, writes do not, so not ready.
-    let lock = rusqlite::Connection::open(ts.db_path()).unwrap();
-    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let lock = db::hold_write_lock(&ts.db_path());
     let r = ts.raw_get("/ready").await;
     assert_eq!(r.status, 503, "{:?}", r.json());
     assert_eq!(r.json()["status"], "not ready");

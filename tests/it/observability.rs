@@ -136,10 +136,7 @@ async fn json_logs_have_one_access_line_per_request_with_its_id_and_no_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_outbound_calls_by_provider_and_outcome() {
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}/introspect", l.local_addr().unwrap())
-    };
+    let dead = doubles::dead_url("/introspect");
     let ts = TestServer::start_with(move |c| {
         c.providers.named.insert(
             "metrics.example.com".into(),

@@ -8,31 +8,6 @@ use serde_json::{json, Value};
 use crate::common::*;
 
 const OURS: &str = "cognito-identity.amazonaws.com";
-const DEV: &str = "login.mycompany";
-const AUTH_ROLE: &str = "arn:aws:iam::000000000000:role/authenticated";
-const UNAUTH_ROLE: &str = "arn:aws:iam::000000000000:role/guest";
-
-async fn pool(c: &Client, name: &str) -> String {
-    let pool = c
-        .create_identity_pool()
-        .identity_pool_name(name)
-        .allow_unauthenticated_identities(true)
-        .supported_login_providers("accounts.google.com", "google-client")
-        .supported_login_providers("graph.facebook.com", "facebook-app")
-        .developer_provider_name(DEV)
-        .send()
-        .await
-        .unwrap()
-        .identity_pool_id;
-    c.set_identity_pool_roles()
-        .identity_pool_id(&pool)
-        .roles("authenticated", AUTH_ROLE)
-        .roles("unauthenticated", UNAUTH_ROLE)
-        .send()
-        .await
-        .unwrap();
-    pool
-}
 
 async fn token(
     c: &Client,
@@ -93,15 +68,11 @@ fn exp(token: &str) -> i64 {
     payload(token)["exp"].as_i64().unwrap()
 }
 
-fn failure<T: std::fmt::Debug>(r: Result<T, aws_sdk_cognitoidentity::Error>) -> (String, String) {
-    code(&r.unwrap_err())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guest_token_stops_working_once_the_pool_stops_allowing_guests() {
     let ts = TestServer::start().await;
     let c = ts.client();
-    let pool = pool(&c, "guests").await;
+    let pool = pool_with_roles(&c, "guests").await;
     let guest = get_id(&c, &pool, &[]).await.unwrap();
     let t = token(&c, &guest, &[]).await.unwrap();
     // While guests are allowed, the guest's token works.
@@ -122,12 +93,9 @@ async fn a_guest_token_stops_working_once_the_pool_stops_allowing_guests() {
         "NotAuthorizedException".to_string(),
         "Unauthenticated access is not supported for this identity pool.".to_string(),
     );
-    assert_eq!(failure(token(&c, &guest, &[(OURS, &t)]).await), refused);
-    assert_eq!(
-        failure(credentials(&c, &guest, &[(OURS, &t)]).await),
-        refused
-    );
-    assert_eq!(failure(token(&c, &guest, &[]).await), refused);
+    assert_eq!(fail(token(&c, &guest, &[(OURS, &t)]).await), refused);
+    assert_eq!(fail(credentials(&c, &guest, &[(OURS, &t)]).await), refused);
+    assert_eq!(fail(token(&c, &guest, &[]).await), refused);
 
     // Signing in still works: a real login is more than guest access.
     let t2 = token(&c, &guest, &[(OURS, &t), ("accounts.google.com", "gus")])
@@ -136,7 +104,7 @@ async fn a_guest_token_stops_working_once_the_pool_stops_allowing_guests() {
     assert_eq!(payload(&t2)["amr"][0], "authenticated");
     // And the guest token does not open the identity now that it is signed in.
     assert_eq!(
-        failure(credentials(&c, &guest, &[(OURS, &t)]).await).0,
+        fail(credentials(&c, &guest, &[(OURS, &t)]).await).0,
         "NotAuthorizedException"
     );
 }
@@ -145,7 +113,7 @@ async fn a_guest_token_stops_working_once_the_pool_stops_allowing_guests() {
 async fn renewing_a_developer_token_cannot_stretch_its_token_duration() {
     let ts = TestServer::start().await;
     let c = ts.client();
-    let pool = pool(&c, "duration").await;
+    let pool = pool_with_roles(&c, "duration").await;
     let short = developer_token(&c, &pool, "dana", Some(120)).await;
     let id = payload(&short)["sub"].as_str().unwrap().to_string();
     let limit = exp(&short);
@@ -186,7 +154,7 @@ async fn renewing_a_developer_token_cannot_stretch_its_token_duration() {
 async fn amr_is_rebuilt_from_the_identitys_current_links() {
     let ts = TestServer::start().await;
     let c = ts.client();
-    let pool = pool(&c, "amr").await;
+    let pool = pool_with_roles(&c, "amr").await;
     let both = [
         ("accounts.google.com", "gail"),
         ("graph.facebook.com", "gail-fb"),
@@ -265,7 +233,7 @@ async fn amr_is_rebuilt_from_the_identitys_current_links() {
 async fn a_disabled_identitys_tokens_are_refused() {
     let ts = TestServer::start().await;
     let c = ts.client();
-    let pool = pool(&c, "disabled").await;
+    let pool = pool_with_roles(&c, "disabled").await;
     // A guest merged into a signed-in user's identity is disabled.
     let owner = get_id(&c, &pool, &[("accounts.google.com", "olga")])
         .await
@@ -282,9 +250,9 @@ async fn a_disabled_identitys_tokens_are_refused() {
         "NotAuthorizedException".to_string(),
         format!("Access to Identity '{guest}' is forbidden."),
     );
-    assert_eq!(failure(token(&c, &guest, &[(OURS, &gt)]).await), forbidden);
+    assert_eq!(fail(token(&c, &guest, &[(OURS, &gt)]).await), forbidden);
     assert_eq!(
-        failure(credentials(&c, &guest, &[(OURS, &gt)]).await),
+        fail(credentials(&c, &guest, &[(OURS, &gt)]).await),
         forbidden
     );
 
@@ -306,11 +274,8 @@ async fn a_disabled_identitys_tokens_are_refused() {
         "NotAuthorizedException".to_string(),
         format!("Access to Identity '{x}' is forbidden."),
     );
-    assert_eq!(failure(token(&c, &x, &[(OURS, &xt)]).await), forbidden);
-    assert_eq!(
-        failure(credentials(&c, &x, &[(OURS, &xt)]).await),
-        forbidden
-    );
+    assert_eq!(fail(token(&c, &x, &[(OURS, &xt)]).await), forbidden);
+    assert_eq!(fail(credentials(&c, &x, &[(OURS, &xt)]).await), forbidden);
     let r = c
         .unlink_identity()
         .identity_id(&x)
@@ -318,14 +283,14 @@ async fn a_disabled_identitys_tokens_are_refused() {
         .logins_to_remove("graph.facebook.com")
         .send()
         .await;
-    assert_eq!(failure(r.map_err(Into::into)), forbidden);
+    assert_eq!(fail(r), forbidden);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_got_with_our_token_alone_expire_with_it() {
     let ts = TestServer::start().await;
     let c = ts.client();
-    let pool = pool(&c, "expiry").await;
+    let pool = pool_with_roles(&c, "expiry").await;
     let u = get_id(&c, &pool, &[("accounts.google.com", "uma")])
         .await
         .unwrap();

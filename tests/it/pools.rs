@@ -59,31 +59,6 @@ macro_rules! view {
     }};
 }
 
-/// The error code and message of a call that must fail.
-fn fail<T: std::fmt::Debug, E>(r: Result<T, E>) -> (String, String)
-where
-    aws_sdk_cognitoidentity::Error: From<E>,
-{
-    match r {
-        Ok(v) => panic!("expected an error, got {v:?}"),
-        Err(e) => code(&aws_sdk_cognitoidentity::Error::from(e)),
-    }
-}
-
-fn pool_not_found(id: &str) -> (String, String) {
-    (
-        "ResourceNotFoundException".into(),
-        format!("IdentityPool '{id}' not found."),
-    )
-}
-
-fn identity_not_found(id: &str) -> (String, String) {
-    (
-        "ResourceNotFoundException".into(),
-        format!("Identity '{id}' not found."),
-    )
-}
-
 fn tags(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
     Some(
         pairs

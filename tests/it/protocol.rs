@@ -2,14 +2,13 @@
 //! operation name, body limits, keep-alive, and that no refused request changes the database.
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::AsyncWriteExt;
 
+use crate::common::raw::{self, target, JSON_TYPE};
 use crate::common::*;
 
 const MISSING_POOL: &str = "us-east-1:00000000-0000-4000-8000-000000000000";
 const MISSING_IDENTITY: &str = "us-east-1:11111111-1111-4111-8111-111111111111";
-const JSON_TYPE: &str = "application/x-amz-json-1.1";
 
 /// The 23 operations of Amazon Cognito Identity 2014-06-30.
 const OPERATIONS: [&str; 23] = [
@@ -38,140 +37,26 @@ const OPERATIONS: [&str; 23] = [
     "UpdateIdentityPool",
 ];
 
-fn host(ts: &TestServer) -> &str {
-    ts.url.trim_start_matches("http://")
-}
-
-/// One request's bytes: any method and path, the given headers, a Content-Length body.
-fn request(
-    ts: &TestServer,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Vec<u8> {
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n",
-        host(ts),
-        body.len()
+/// Every response on a kept-alive connection says how long it is.
+fn framed(r: RawResponse) -> RawResponse {
+    assert!(
+        r.header("content-length").is_some(),
+        "a response without Content-Length: {} {:?}",
+        r.status,
+        r.headers
     );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    let mut bytes = head.into_bytes();
-    bytes.extend_from_slice(body);
-    bytes
-}
-
-fn target(op: &str) -> String {
-    format!("AWSCognitoIdentityService.{op}")
-}
-
-/// A keep-alive GetId-style request of `op` with a JSON body.
-fn op_request(ts: &TestServer, op: &str, body: &str) -> Vec<u8> {
-    let t = target(op);
-    request(
-        ts,
-        "POST",
-        "/",
-        &[("X-Amz-Target", &t), ("Content-Type", JSON_TYPE)],
-        body.as_bytes(),
-    )
-}
-
-/// Parses one complete Content-Length-framed response from the start of `buf`, returning it and
-/// how many bytes it took; `None` while it is incomplete.
-fn parse_one(buf: &[u8]) -> Option<(RawResponse, usize)> {
-    let split = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&buf[..split]).to_string();
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .map(|(_, v)| v.parse().unwrap())
-        .unwrap_or_else(|| panic!("a response without Content-Length: {head}"));
-    let end = split + 4 + len;
-    if buf.len() < end {
-        return None;
-    }
-    let body = buf[split + 4..end].to_vec();
-    Some((
-        RawResponse {
-            status,
-            headers,
-            body,
-        },
-        end,
-    ))
+    r
 }
 
 /// Reads one response from a kept-alive connection.
-async fn read_one(s: &mut TcpStream, buf: &mut Vec<u8>) -> RawResponse {
-    loop {
-        if let Some((r, used)) = parse_one(buf) {
-            buf.drain(..used);
-            return r;
-        }
-        let mut chunk = [0u8; 8192];
-        let n = s.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "the connection closed before a full response");
-        buf.extend_from_slice(&chunk[..n]);
-    }
+async fn read_one(s: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> RawResponse {
+    framed(raw::read_one(s, buf).await)
 }
 
 /// Writes `bytes` while reading whatever the server answers, tolerating the server closing the
 /// connection before it has read everything (as it may after refusing an oversized body).
 async fn send_tolerant(ts: &TestServer, bytes: Vec<u8>) -> RawResponse {
-    let s = TcpStream::connect(host(ts)).await.unwrap();
-    let (mut rd, mut wr) = s.into_split();
-    let writer = tokio::spawn(async move {
-        let _ = wr.write_all(&bytes).await;
-        // Keep the write half open: the server decides when the exchange ends.
-        wr
-    });
-    let mut out = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        match rd.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => out.extend_from_slice(&chunk[..n]),
-        }
-        if parse_one(&out).is_some() {
-            break;
-        }
-    }
-    writer.abort();
-    parse_one(&out)
-        .unwrap_or_else(|| panic!("no full response in {:?}", String::from_utf8_lossy(&out)))
-        .0
-}
-
-/// Asserts an AWS-shaped error of any type: 4xx, `{"__type","message"}` compact, the headers
-/// matching the body.
-fn assert_aws_error(r: &RawResponse) -> String {
-    assert!(
-        (400..500).contains(&r.status),
-        "status {} for {:?}",
-        r.status,
-        String::from_utf8_lossy(&r.body)
-    );
-    let t = r.error_type();
-    assert!(!t.is_empty(), "{:?}", String::from_utf8_lossy(&r.body));
-    r.assert_error(r.status, &t);
-    assert_eq!(r.header("x-amzn-errormessage"), Some(r.message().as_str()));
-    let compact = format!(
-        "{{\"__type\":{},\"message\":{}}}",
-        serde_json::to_string(&t).unwrap(),
-        serde_json::to_string(&r.message()).unwrap()
-    );
-    assert_eq!(String::from_utf8_lossy(&r.body), compact);
-    t
+    framed(raw::send_tolerant(ts.host(), bytes).await)
 }
 
 /// A success body is compact JSON with its keys sorted at every level: exactly what a sorted,
@@ -264,7 +149,7 @@ async fn errors_have_exactly_the_aws_shape() {
     assert!(r
         .message()
         .contains("Value 'us-east-1:\u{e9}' at 'identityPoolId'"));
-    assert_aws_error(&r);
+    r.assert_client_error();
 
     // Request ids: on every response, success or error, and never the same twice.
     let pool = guest_pool(&ts).await;
@@ -424,7 +309,7 @@ async fn json_content_types_or_none_are_accepted_and_others_refused() {
                 body.as_bytes(),
             )
             .await;
-        assert_aws_error(&r);
+        r.assert_client_error();
     }
     assert_eq!(ts.count("SELECT count(*) FROM identities"), 6);
 }
@@ -496,7 +381,7 @@ async fn malformed_json_and_wrong_member_types_are_serialization_errors() {
     for (op, body) in &cases {
         let r = ts.call(op, body).await;
         assert_eq!(
-            assert_aws_error(&r),
+            r.assert_client_error(),
             "SerializationException",
             "{op} {body}: {:?}",
             r.json()
@@ -590,7 +475,7 @@ async fn bodies_that_are_not_utf8_are_refused() {
                 &body,
             )
             .await;
-        assert_aws_error(&r);
+        r.assert_client_error();
     }
     assert_eq!(ts.count("SELECT count(*) FROM identities"), 0);
 }
@@ -678,7 +563,7 @@ async fn requests_without_a_known_target_are_unknown_operations() {
         .raw("POST", &[("Content-Type", JSON_TYPE)], body.as_bytes())
         .await;
     r.assert_error(400, "UnknownOperationException");
-    assert_aws_error(&r);
+    r.assert_client_error();
 
     for t in [
         "AWSCognitoIdentityService.Nope",
@@ -698,7 +583,7 @@ async fn requests_without_a_known_target_are_unknown_operations() {
             )
             .await;
         r.assert_error(400, "UnknownOperationException");
-        assert_aws_error(&r);
+        r.assert_client_error();
     }
     assert_eq!(ts.count("SELECT count(*) FROM identities"), 0);
 
@@ -734,8 +619,8 @@ async fn other_methods_and_paths_get_aws_shaped_json_errors() {
         ("PUT", "/"),
         ("DELETE", "/"),
     ] {
-        let bytes = request(
-            &ts,
+        let bytes = raw::framed(
+            ts.host(),
             method,
             path,
             &[
@@ -756,7 +641,7 @@ async fn other_methods_and_paths_get_aws_shaped_json_errors() {
             r.status,
             String::from_utf8_lossy(&r.body)
         );
-        assert_aws_error(&r);
+        r.assert_client_error();
     }
     assert_eq!(ts.count("SELECT count(*) FROM identities"), 0);
 }
@@ -767,7 +652,7 @@ async fn every_operation_name_is_recognised() {
     let ts = TestServer::start().await;
     for op in OPERATIONS {
         let r = ts.call(op, "{}").await;
-        let t = assert_aws_error(&r);
+        let t = r.assert_client_error();
         assert_eq!(r.status, 400, "{op}");
         assert_ne!(t, "UnknownOperationException", "{op}");
     }
@@ -872,7 +757,7 @@ async fn every_operation_name_is_recognised() {
             assert!(r.json().is_object(), "{op}");
             continue;
         }
-        let t = assert_aws_error(&r);
+        let t = r.assert_client_error();
         for not in [
             "UnknownOperationException",
             "UnsupportedOperationException",
@@ -900,7 +785,7 @@ async fn an_oversized_body_is_refused_with_413_and_stores_nothing() {
     assert_eq!(big.len(), 2 << 20);
     let r = ts.call("GetId", &big).await;
     r.assert_error(413, "RequestEntityTooLargeException");
-    assert_aws_error(&r);
+    r.assert_client_error();
     assert_eq!(ts.count("SELECT count(*) FROM identities"), 0);
 
     // Exactly 1 MiB is still read.
@@ -911,20 +796,17 @@ async fn an_oversized_body_is_refused_with_413_and_stores_nothing() {
 }
 
 fn chunked_request(ts: &TestServer, body: &[u8], chunk: usize) -> Vec<u8> {
-    let mut out = format!(
-        "POST / HTTP/1.1\r\nHost: {}\r\nX-Amz-Target: {}\r\nContent-Type: {JSON_TYPE}\r\n\
-         Transfer-Encoding: chunked\r\n\r\n",
-        host(ts),
-        target("GetId")
+    raw::request(
+        ts.host(),
+        "POST",
+        "/",
+        &[
+            ("X-Amz-Target", &target("GetId")),
+            ("Content-Type", JSON_TYPE),
+            ("Transfer-Encoding", "chunked"),
+        ],
+        &raw::chunked(body, chunk),
     )
-    .into_bytes();
-    for part in body.chunks(chunk) {
-        out.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
-        out.extend_from_slice(part);
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"0\r\n\r\n");
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -942,7 +824,7 @@ async fn a_chunked_body_beyond_the_limit_is_refused_and_stores_nothing() {
     let head = format!(r#"{{"IdentityPoolId":"{pool}","Pad":""#);
     let big = format!("{head}{}\"}}", "x".repeat((5 << 18) - head.len() - 2));
     let r = send_tolerant(&ts, chunked_request(&ts, big.as_bytes(), 16 << 10)).await;
-    assert_aws_error(&r);
+    r.assert_client_error();
     assert_eq!(r.status, 413, "{:?}", r.json());
     assert_eq!(ts.count("SELECT count(*) FROM identities"), 1);
 
@@ -954,7 +836,7 @@ async fn a_chunked_body_beyond_the_limit_is_refused_and_stores_nothing() {
         .unwrap();
     lying.splice(at..at, b"Content-Length: 10\r\n".iter().copied());
     let r = send_tolerant(&ts, lying).await;
-    assert_aws_error(&r);
+    r.assert_client_error();
     assert_eq!(ts.count("SELECT count(*) FROM identities"), 1);
 
     // The server is still serving.
@@ -966,18 +848,20 @@ async fn a_chunked_body_beyond_the_limit_is_refused_and_stores_nothing() {
 async fn a_kept_alive_connection_serves_requests_in_a_row() {
     let ts = TestServer::start().await;
     let pool = guest_pool(&ts).await;
-    let mut s = TcpStream::connect(host(&ts)).await.unwrap();
+    let mut s = raw::connect(ts.host()).await;
     let mut buf = Vec::new();
     let ok = format!(r#"{{"IdentityPoolId":"{pool}"}}"#);
     let missing = format!(r#"{{"IdentityPoolId":"{MISSING_POOL}"}}"#);
 
-    s.write_all(&op_request(&ts, "GetId", &ok)).await.unwrap();
+    s.write_all(&raw::op_request(ts.host(), "GetId", &ok))
+        .await
+        .unwrap();
     let first = read_one(&mut s, &mut buf).await;
     assert_eq!(first.status, 200);
     assert_ne!(first.header("connection"), Some("close"));
 
     // An error does not end the connection either.
-    s.write_all(&op_request(&ts, "GetId", &missing))
+    s.write_all(&raw::op_request(ts.host(), "GetId", &missing))
         .await
         .unwrap();
     let second = read_one(&mut s, &mut buf).await;
@@ -985,8 +869,8 @@ async fn a_kept_alive_connection_serves_requests_in_a_row() {
     assert_ne!(second.header("connection"), Some("close"));
 
     // Two requests written at once are answered in order.
-    let mut both = op_request(&ts, "GetId", &ok);
-    both.extend_from_slice(&op_request(&ts, "GetId", "{"));
+    let mut both = raw::op_request(ts.host(), "GetId", &ok);
+    both.extend_from_slice(&raw::op_request(ts.host(), "GetId", "{"));
     s.write_all(&both).await.unwrap();
     let third = read_one(&mut s, &mut buf).await;
     let fourth = read_one(&mut s, &mut buf).await;
@@ -1012,15 +896,15 @@ async fn a_request_refused_before_its_body_is_read_does_not_break_the_connection
     // Each is refused before the body matters; the body is there all the same, and the next
     // request on the connection must still be read from the right place.
     let refused = [
-        request(
-            &ts,
+        raw::framed(
+            ts.host(),
             "POST",
             "/",
             &[("Content-Type", JSON_TYPE)],
             ok.as_bytes(),
         ),
-        request(
-            &ts,
+        raw::framed(
+            ts.host(),
             "POST",
             "/",
             &[
@@ -1029,22 +913,22 @@ async fn a_request_refused_before_its_body_is_read_does_not_break_the_connection
             ],
             ok.as_bytes(),
         ),
-        request(
-            &ts,
+        raw::framed(
+            ts.host(),
             "POST",
             "/other",
             &[("X-Amz-Target", &t), ("Content-Type", JSON_TYPE)],
             ok.as_bytes(),
         ),
-        request(
-            &ts,
+        raw::framed(
+            ts.host(),
             "POST",
             "/",
             &[("X-Amz-Target", &t), ("Content-Type", "text/html")],
             ok.as_bytes(),
         ),
-        request(
-            &ts,
+        raw::framed(
+            ts.host(),
             "POST",
             "/",
             &[
@@ -1053,25 +937,27 @@ async fn a_request_refused_before_its_body_is_read_does_not_break_the_connection
             ],
             br#"{"MaxResults":5}"#,
         ),
-        request(
-            &ts,
+        raw::framed(
+            ts.host(),
             "OPTIONS",
             "/",
             &[("Access-Control-Request-Method", "POST")],
             ok.as_bytes(),
         ),
     ];
-    let mut s = TcpStream::connect(host(&ts)).await.unwrap();
+    let mut s = raw::connect(ts.host()).await;
     let mut buf = Vec::new();
     for (i, bytes) in refused.iter().enumerate() {
         s.write_all(bytes).await.unwrap();
         let r = read_one(&mut s, &mut buf).await;
         if i + 1 < refused.len() {
-            assert_aws_error(&r);
+            r.assert_client_error();
         } else {
             assert!((200..300).contains(&r.status), "{}", r.status);
         }
-        s.write_all(&op_request(&ts, "GetId", &ok)).await.unwrap();
+        s.write_all(&raw::op_request(ts.host(), "GetId", &ok))
+            .await
+            .unwrap();
         let next = read_one(&mut s, &mut buf).await;
         assert_eq!(
             next.status,
@@ -1158,12 +1044,12 @@ async fn no_refused_request_changes_the_database() {
     ];
     for (op, body) in &garbage {
         let r = ts.call(op, body).await;
-        assert_aws_error(&r);
+        r.assert_client_error();
     }
     // Valid bodies sent the wrong way.
     let refused: Vec<Vec<u8>> = vec![
-        request(
-            &ts,
+        raw::framed(
+            ts.host(),
             "POST",
             "/",
             &[
@@ -1173,8 +1059,8 @@ async fn no_refused_request_changes_the_database() {
             ],
             create.as_bytes(),
         ),
-        request(
-            &ts,
+        raw::framed(
+            ts.host(),
             "POST",
             "/",
             &[
@@ -1187,15 +1073,15 @@ async fn no_refused_request_changes_the_database() {
             ],
             create.as_bytes(),
         ),
-        request(
-            &ts,
+        raw::framed(
+            ts.host(),
             "POST",
             "/",
             &[("Content-Type", JSON_TYPE), ("Connection", "close")],
             create.as_bytes(),
         ),
-        request(
-            &ts,
+        raw::framed(
+            ts.host(),
             "POST",
             "/",
             &[
@@ -1205,8 +1091,8 @@ async fn no_refused_request_changes_the_database() {
             ],
             create.as_bytes(),
         ),
-        request(
-            &ts,
+        raw::framed(
+            ts.host(),
             "POST",
             "/other",
             &[
@@ -1216,8 +1102,8 @@ async fn no_refused_request_changes_the_database() {
             ],
             create.as_bytes(),
         ),
-        request(
-            &ts,
+        raw::framed(
+            ts.host(),
             "PUT",
             "/",
             &[
@@ -1230,7 +1116,7 @@ async fn no_refused_request_changes_the_database() {
     ];
     for bytes in refused {
         let r = send_tolerant(&ts, bytes).await;
-        assert_aws_error(&r);
+        r.assert_client_error();
     }
     assert_eq!(counts(&ts), before);
     let after = ts

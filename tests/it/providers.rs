@@ -2,10 +2,11 @@
 //! or a loopback HTTP server (keys generated here), and opaque tokens checked at a loopback
 //! introspection double — all through GetId as the SDK sends it.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::common::doubles::{closed_port, Double, Req};
+use crate::common::*;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{KeySize, PublicKeyComponents};
 use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
@@ -15,9 +16,6 @@ use base64::Engine;
 use idpool::config::{ProviderConfig, VerifyMode};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-use crate::common::*;
 
 const COULDNT: &str = "Invalid login token. Couldn't verify signed token.";
 const ISSUER: &str = "Invalid login token. Issuer doesn't match providerName";
@@ -125,15 +123,9 @@ fn oidc(jwks: &str, audiences: &[&str]) -> ProviderConfig {
     }
 }
 
-/// Whether `needle` appears anywhere in the database files (main file and WAL).
+/// Whether `needle` appears anywhere in what the database stores.
 fn db_contains(ts: &TestServer, needle: &str) -> bool {
-    let main = ts.db_path();
-    let wal = main.with_extension("db-wal");
-    [main, wal].iter().any(|p| {
-        std::fs::read(p)
-            .map(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
-            .unwrap_or(false)
-    })
+    db::stored_bytes_contain(&ts.db_path(), needle)
 }
 
 async fn refused(
@@ -142,137 +134,6 @@ async fn refused(
     logins: &[(&str, &str)],
 ) -> (String, String) {
     code(&get_id(c, pool, logins).await.unwrap_err())
-}
-
-// ---------------------------------------------------------------------------------------------
-// A loopback HTTP double: answers with a handler, records every request.
-
-#[derive(Debug, Clone)]
-struct Req {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-type Handler = Arc<dyn Fn(&Req) -> (u16, String) + Send + Sync>;
-
-struct Double {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Req>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Double {
-    async fn start(handler: Handler) -> Double {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((mut s, _)) = listener.accept().await {
-                let handler = handler.clone();
-                let log = log.clone();
-                tokio::spawn(async move {
-                    let Some(req) = read_request(&mut s).await else {
-                        return;
-                    };
-                    let (status, body) = handler(&req);
-                    log.lock().unwrap().push(req);
-                    let resp = format!(
-                        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = s.write_all(resp.as_bytes()).await;
-                    let _ = s.shutdown().await;
-                });
-            }
-        });
-        Double { addr, seen, task }
-    }
-
-    fn host(&self) -> String {
-        self.addr.to_string()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn hits(&self) -> usize {
-        self.seen.lock().unwrap().len()
-    }
-
-    fn requests(&self) -> Vec<Req> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    fn stop(&self) {
-        self.task.abort();
-    }
-}
-
-async fn read_request(s: &mut tokio::net::TcpStream) -> Option<Req> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        let n = s.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next()?.split(' ');
-    let (method, path) = (first.next()?.to_string(), first.next()?.to_string());
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = buf[head_end + 4..].to_vec();
-    while body.len() < len {
-        let n = s.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            break;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    Some(Req {
-        method,
-        path,
-        headers,
-        body: String::from_utf8_lossy(&body).to_string(),
-    })
-}
-
-/// A JWKS server whose document can be replaced mid-test.
-async fn jwks_server(doc: String) -> (Double, Arc<Mutex<String>>) {
-    let served = Arc::new(Mutex::new(doc));
-    let s = served.clone();
-    let d = Double::start(Arc::new(move |r: &Req| {
-        if r.path == "/jwks" {
-            (200, s.lock().unwrap().clone())
-        } else {
-            (404, "{}".into())
-        }
-    }))
-    .await;
-    (d, served)
-}
-
-/// A port nothing listens on.
-fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -631,7 +492,7 @@ async fn cognito_user_pool_id_tokens_are_accepted_and_access_tokens_are_not() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_jwks_on_loopback_with_an_oidc_arn_and_configured_audiences() {
     let keys = Keys::generate("k1", "e1");
-    let (jwks, _doc) = jwks_server(keys.jwks()).await;
+    let (jwks, _doc) = Double::jwks(keys.jwks()).await;
     let host = jwks.host();
     let url = jwks.url("/jwks");
     let h = host.clone();
@@ -704,7 +565,7 @@ async fn http_jwks_on_loopback_with_an_oidc_arn_and_configured_audiences() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_kid_refreshes_the_jwks_at_most_once_per_interval() {
     let keys = Keys::generate("k1", "e1");
-    let (jwks, doc) = jwks_server(keys.jwks()).await;
+    let (jwks, doc) = Double::jwks(keys.jwks()).await;
     let host = jwks.host();
     let url = jwks.url("/jwks");
     let h = host.clone();
@@ -759,7 +620,7 @@ async fn an_unknown_kid_refreshes_the_jwks_at_most_once_per_interval() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_kid_is_refused_after_one_refresh() {
     let keys = Keys::generate("k1", "e1");
-    let (jwks, _doc) = jwks_server(keys.jwks()).await;
+    let (jwks, _doc) = Double::jwks(keys.jwks()).await;
     let host = jwks.host();
     let url = jwks.url("/jwks");
     let h = host.clone();
@@ -811,10 +672,10 @@ async fn an_unknown_kid_is_refused_after_one_refresh() {
 async fn an_unreachable_or_broken_jwks_is_an_external_service_error() {
     let keys = Keys::generate("k1", "e1");
     let down = format!("127.0.0.1:{}", closed_port());
-    let broken = Double::start(Arc::new(|r: &Req| match r.path.as_str() {
+    let broken = Double::start(|r: &Req| match r.path.as_str() {
         "/garbage" => (200, "<html>not json</html>".to_string()),
         _ => (500, "{}".to_string()),
-    }))
+    })
     .await;
     let garbage = "garbage.example.test";
     let failing = "failing.example.test";
@@ -879,7 +740,7 @@ async fn a_missing_jwks_file_stops_the_server_from_starting() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn introspection_decides_for_opaque_tokens() {
-    let double = Double::start(Arc::new(|r: &Req| {
+    let double = Double::start(|r: &Req| {
         let token = r
             .body
             .split('&')
@@ -901,7 +762,7 @@ async fn introspection_decides_for_opaque_tokens() {
             "html" => (200, "<html>".to_string()),
             _ => (503, "{}".to_string()),
         }
-    }))
+    })
     .await;
     let provider = "opaque.example.test";
     let dead = "dead.example.test";

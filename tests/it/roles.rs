@@ -140,28 +140,6 @@ fn both_roles() -> HashMap<String, String> {
     ])
 }
 
-/// The error code and message of a call that must fail.
-fn fail<T: std::fmt::Debug, E>(r: Result<T, E>) -> (String, String)
-where
-    aws_sdk_cognitoidentity::Error: From<E>,
-{
-    match r {
-        Ok(v) => panic!("expected an error, got {v:?}"),
-        Err(e) => code(&aws_sdk_cognitoidentity::Error::from(e)),
-    }
-}
-
-fn invalid(message: &str) -> (String, String) {
-    ("InvalidParameterException".into(), message.into())
-}
-
-fn pool_not_found(id: &str) -> (String, String) {
-    (
-        "ResourceNotFoundException".into(),
-        format!("IdentityPool '{id}' not found."),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_and_mappings_read_back_identical_are_replaced_whole_and_survive_restarts() {
     let ts = TestServer::start().await;
@@ -200,15 +178,11 @@ async fn roles_and_mappings_read_back_identical_are_replaced_whole_and_survive_r
     assert_eq!(get_roles(&c, &pool).await, expected);
 
     // Stored in the pool row, the mappings as readable JSON in the wire's spelling.
-    let (auth, unauth, text): (String, String, String) = ts
-        .db()
-        .query_row(
-            "SELECT authenticated_role, unauthenticated_role, role_mappings FROM pools \
-             WHERE id = ?1",
-            [&pool],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .unwrap();
+    let (auth, unauth, text): (String, String, String) = ts.db().row(
+        "SELECT authenticated_role, unauthenticated_role, role_mappings FROM pools \
+         WHERE id = ?1",
+        &[&pool],
+    );
     assert_eq!((auth.as_str(), unauth.as_str()), (AUTH, UNAUTH));
     let stored: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(

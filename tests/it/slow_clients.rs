@@ -2,17 +2,15 @@
 //! errors: raw sockets against short configured timeouts. The timeouts here are what the server
 //! is configured with; the tests' own waits are generous guards, never measurements.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use idpool::config::{Config, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::common::raw::{self, parse_one, JSON_TYPE};
 use crate::common::*;
 
-const JSON_TYPE: &str = "application/x-amz-json-1.1";
 /// The longest a test waits for the server to act on something it was configured to do in a
 /// second or a few.
 const GUARD: Duration = Duration::from_secs(20);
@@ -21,71 +19,26 @@ fn set(c: &mut Config, f: impl FnOnce(&mut ServerConfig)) {
     f(&mut c.server);
 }
 
-fn host(ts: &TestServer) -> String {
-    ts.url.trim_start_matches("http://").to_string()
+/// The head of a request for `op` declaring a body of `len` bytes, then `extra` headers.
+fn head(host: &str, op: &str, len: usize, extra: &[(&str, &str)]) -> Vec<u8> {
+    let (t, len) = (raw::target(op), len.to_string());
+    let mut headers = vec![
+        ("X-Amz-Target", t.as_str()),
+        ("Content-Type", JSON_TYPE),
+        ("Content-Length", len.as_str()),
+    ];
+    headers.extend_from_slice(extra);
+    raw::request(host, "POST", "/", &headers, b"")
 }
 
-/// The head of a request for `op` declaring a body of `len` bytes.
-fn head(ts: &TestServer, op: &str, len: usize, extra: &str) -> Vec<u8> {
-    format!(
-        "POST / HTTP/1.1\r\nHost: {}\r\nX-Amz-Target: AWSCognitoIdentityService.{op}\r\n\
-         Content-Type: {JSON_TYPE}\r\nContent-Length: {len}\r\n{extra}\r\n",
-        host(ts)
-    )
-    .into_bytes()
-}
-
-async fn connect(ts: &TestServer) -> TcpStream {
-    let s = TcpStream::connect(host(ts)).await.unwrap();
-    s.set_nodelay(true).unwrap();
-    s
-}
-
-/// Parses one Content-Length-framed response from the start of `buf`.
-fn parse_one(buf: &[u8]) -> Option<(RawResponse, usize)> {
-    let split = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let text = String::from_utf8_lossy(&buf[..split]).to_string();
-    let mut lines = text.split("\r\n");
-    let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .map(|(_, v)| v.parse().unwrap())
-        .unwrap_or(0);
-    let end = split + 4 + len;
-    if buf.len() < end {
-        return None;
-    }
-    let body = buf[split + 4..end].to_vec();
-    Some((
-        RawResponse {
-            status,
-            headers,
-            body,
-        },
-        end,
-    ))
+/// Headers cut off before their end.
+fn half_head(host: &str) -> Vec<u8> {
+    format!("POST / HTTP/1.1\r\nHost: {host}\r\n").into_bytes()
 }
 
 /// Reads one response from a kept-alive connection (panics if the connection closes first).
 async fn read_one(s: &mut TcpStream, buf: &mut Vec<u8>) -> RawResponse {
-    let read = async {
-        loop {
-            if let Some((r, used)) = parse_one(buf) {
-                buf.drain(..used);
-                return r;
-            }
-            let mut chunk = [0u8; 8192];
-            let n = s.read(&mut chunk).await.unwrap_or(0);
-            assert!(n > 0, "the connection closed before a full response");
-            buf.extend_from_slice(&chunk[..n]);
-        }
-    };
-    tokio::time::timeout(GUARD, read)
+    tokio::time::timeout(GUARD, raw::read_one(s, buf))
         .await
         .expect("no response in time")
 }
@@ -93,17 +46,9 @@ async fn read_one(s: &mut TcpStream, buf: &mut Vec<u8>) -> RawResponse {
 /// What a connection ends with, read until the server closes it: the bytes it sent, or `None`
 /// when it did not close within the guard.
 async fn until_closed(s: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    let read = async {
-        let mut chunk = [0u8; 8192];
-        loop {
-            match s.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => out.extend_from_slice(&chunk[..n]),
-            }
-        }
-    };
-    tokio::time::timeout(GUARD, read).await.ok().map(|_| out)
+    tokio::time::timeout(GUARD, raw::read_until_closed(s))
+        .await
+        .ok()
 }
 
 async fn guest_pool(ts: &TestServer) -> String {
@@ -125,8 +70,10 @@ fn assert_timed_out(bytes: &[u8]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_that_stalls_is_answered_408_and_its_connection_closed() {
     let ts = TestServer::start_with(|c| set(c, |s| s.request_timeout = 1)).await;
-    let mut s = connect(&ts).await;
-    s.write_all(&head(&ts, "GetId", 1000, "")).await.unwrap();
+    let mut s = raw::connect(ts.host()).await;
+    s.write_all(&head(ts.host(), "GetId", 1000, &[]))
+        .await
+        .unwrap();
     s.write_all(b"{\"IdentityPoolId\":").await.unwrap();
     let got = until_closed(&mut s)
         .await
@@ -137,11 +84,9 @@ async fn a_body_that_stalls_is_answered_408_and_its_connection_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stalls_in_its_headers_or_sends_nothing_is_disconnected() {
     let ts = TestServer::start_with(|c| set(c, |s| s.request_timeout = 1)).await;
-    let mut half = connect(&ts).await;
-    half.write_all(format!("POST / HTTP/1.1\r\nHost: {}\r\n", host(&ts)).as_bytes())
-        .await
-        .unwrap();
-    let mut silent = connect(&ts).await;
+    let mut half = raw::connect(ts.host()).await;
+    half.write_all(&half_head(ts.host())).await.unwrap();
+    let mut silent = raw::connect(ts.host()).await;
     assert!(
         until_closed(&mut half).await.is_some(),
         "half-sent headers held the connection"
@@ -162,9 +107,9 @@ async fn a_body_trickling_below_the_minimum_rate_is_cut_off_before_the_timeout()
         })
     })
     .await;
-    let s = connect(&ts).await;
+    let s = raw::connect(ts.host()).await;
     let (mut rd, mut wr) = s.into_split();
-    let hd = head(&ts, "GetId", 100_000, "");
+    let hd = head(ts.host(), "GetId", 100_000, &[]);
     let trickle = tokio::spawn(async move {
         if wr.write_all(&hd).await.is_err() {
             return;
@@ -177,30 +122,20 @@ async fn a_body_trickling_below_the_minimum_rate_is_cut_off_before_the_timeout()
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
-    let mut out = Vec::new();
-    let closed = tokio::time::timeout(GUARD, async {
-        let mut chunk = [0u8; 4096];
-        loop {
-            match rd.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => out.extend_from_slice(&chunk[..n]),
-            }
-        }
-    })
-    .await;
+    let closed = tokio::time::timeout(GUARD, raw::read_until_closed(&mut rd)).await;
     trickle.abort();
     assert!(closed.is_ok(), "a trickling request held its connection");
-    assert_timed_out(&out);
+    assert_timed_out(&closed.unwrap_or_default());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     let ts = TestServer::start_with(|c| set(c, |s| s.idle_timeout = 1)).await;
     let pool = guest_pool(&ts).await;
-    let mut s = connect(&ts).await;
+    let mut s = raw::connect(ts.host()).await;
     let mut buf = Vec::new();
     let body = get_id_body(&pool);
-    let mut req = head(&ts, "GetId", body.len(), "");
+    let mut req = head(ts.host(), "GetId", body.len(), &[]);
     req.extend_from_slice(body.as_bytes());
     s.write_all(&req).await.unwrap();
     let r = read_one(&mut s, &mut buf).await;
@@ -225,12 +160,12 @@ async fn many_stalled_connections_do_not_shut_out_a_normal_client() {
     let pool = guest_pool(&ts).await;
     let mut stalled = Vec::new();
     for i in 0..200 {
-        let mut s = TcpStream::connect(host(&ts)).await.unwrap();
+        let mut s = TcpStream::connect(ts.host()).await.unwrap();
         // Half stall in the body, half in the headers.
         let bytes = if i % 2 == 0 {
-            head(&ts, "GetId", 1000, "")
+            head(ts.host(), "GetId", 1000, &[])
         } else {
-            format!("POST / HTTP/1.1\r\nHost: {}\r\n", host(&ts)).into_bytes()
+            half_head(ts.host())
         };
         s.write_all(&bytes).await.unwrap();
         stalled.push(s);
@@ -257,27 +192,6 @@ async fn headers_then_body(s: &mut TcpStream, bytes: &[u8]) {
     s.write_all(&bytes[split..]).await.unwrap();
 }
 
-fn raw_request(
-    ts: &TestServer,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Vec<u8> {
-    let mut h = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n",
-        host(ts),
-        body.len()
-    );
-    for (k, v) in headers {
-        h.push_str(&format!("{k}: {v}\r\n"));
-    }
-    h.push_str("\r\n");
-    let mut out = h.into_bytes();
-    out.extend_from_slice(body);
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_refused_before_its_body_arrives_leaves_the_connection_usable() {
     let ts = TestServer::start().await;
@@ -285,8 +199,8 @@ async fn a_request_refused_before_its_body_arrives_leaves_the_connection_usable(
     let ok = get_id_body(&pool);
     let get_id = "AWSCognitoIdentityService.GetId";
     let refused = [
-        raw_request(
-            &ts,
+        raw::framed(
+            ts.host(),
             "POST",
             "/",
             &[
@@ -295,53 +209,53 @@ async fn a_request_refused_before_its_body_arrives_leaves_the_connection_usable(
             ],
             ok.as_bytes(),
         ),
-        raw_request(
-            &ts,
+        raw::framed(
+            ts.host(),
             "POST",
             "/",
             &[("Content-Type", JSON_TYPE)],
             ok.as_bytes(),
         ),
-        raw_request(
-            &ts,
+        raw::framed(
+            ts.host(),
             "POST",
             "/elsewhere",
             &[("X-Amz-Target", get_id)],
             ok.as_bytes(),
         ),
-        raw_request(&ts, "GET", "/", &[], ok.as_bytes()),
-        raw_request(
-            &ts,
+        raw::framed(ts.host(), "GET", "/", &[], ok.as_bytes()),
+        raw::framed(
+            ts.host(),
             "POST",
             "/",
             &[("X-Amz-Target", get_id), ("Content-Type", "text/html")],
             ok.as_bytes(),
         ),
-        raw_request(
-            &ts,
+        raw::framed(
+            ts.host(),
             "OPTIONS",
             "/",
             &[("Access-Control-Request-Method", "POST")],
             ok.as_bytes(),
         ),
         // 600 KiB: not small, but no more than a valid request may carry.
-        raw_request(
-            &ts,
+        raw::framed(
+            ts.host(),
             "POST",
             "/",
             &[("X-Amz-Target", "AWSCognitoIdentityService.Nope")],
             &vec![b' '; 600 << 10],
         ),
     ];
-    let mut s = connect(&ts).await;
+    let mut s = raw::connect(ts.host()).await;
     let mut buf = Vec::new();
-    let mut next = head(&ts, "GetId", ok.len(), "");
+    let mut next = head(ts.host(), "GetId", ok.len(), &[]);
     next.extend_from_slice(ok.as_bytes());
     for (i, bytes) in refused.iter().enumerate() {
         headers_then_body(&mut s, bytes).await;
         let r = read_one(&mut s, &mut buf).await;
         if r.status >= 400 {
-            r.assert_error(r.status, &r.error_type());
+            r.assert_some_error();
             assert!(r.status < 500, "request {i}: {}", r.status);
         }
         assert_ne!(r.header("connection"), Some("close"), "request {i}");
@@ -360,8 +274,8 @@ async fn a_request_refused_before_its_body_arrives_leaves_the_connection_usable(
 async fn a_refused_request_whose_body_will_not_come_says_connection_close() {
     let ts = TestServer::start().await;
     // The client waits for 100 Continue before sending its body; none will come.
-    let mut s = connect(&ts).await;
-    s.write_all(&head(&ts, "Nope", 500, "Expect: 100-continue\r\n"))
+    let mut s = raw::connect(ts.host()).await;
+    s.write_all(&head(ts.host(), "Nope", 500, &[("Expect", "100-continue")]))
         .await
         .unwrap();
     let got = until_closed(&mut s)
@@ -372,8 +286,10 @@ async fn a_refused_request_whose_body_will_not_come_says_connection_close() {
     assert_eq!(r.header("connection"), Some("close"));
 
     // A body too large for any request is not waited for either.
-    let mut s = connect(&ts).await;
-    s.write_all(&head(&ts, "Nope", 5 << 20, "")).await.unwrap();
+    let mut s = raw::connect(ts.host()).await;
+    s.write_all(&head(ts.host(), "Nope", 5 << 20, &[]))
+        .await
+        .unwrap();
     let got = until_closed(&mut s)
         .await
         .expect("the connection stayed open");
@@ -390,9 +306,9 @@ async fn bodies_beyond_the_servers_buffer_cap_get_a_retryable_refusal() {
     let ts = TestServer::start_with(|c| set(c, |s| s.max_buffered_body_bytes = 1 << 20)).await;
     let pool = guest_pool(&ts).await;
     // One client holds 700,000 body bytes in the server and pauses before the rest.
-    let mut holder = connect(&ts).await;
+    let mut holder = raw::connect(ts.host()).await;
     holder
-        .write_all(&head(&ts, "GetId", 1_000_000, ""))
+        .write_all(&head(ts.host(), "GetId", 1_000_000, &[]))
         .await
         .unwrap();
     holder.write_all(&vec![b' '; 700_000]).await.unwrap();
@@ -403,9 +319,9 @@ async fn bodies_beyond_the_servers_buffer_cap_get_a_retryable_refusal() {
         " ".repeat(400_000 - get_id_body(&pool).len()),
         get_id_body(&pool)
     );
-    let mut req = head(&ts, "GetId", body.len(), "");
+    let mut req = head(ts.host(), "GetId", body.len(), &[]);
     req.extend_from_slice(body.as_bytes());
-    let mut s = connect(&ts).await;
+    let mut s = raw::connect(ts.host()).await;
     let mut buf = Vec::new();
     // A generous bound: on a loaded machine the holder's bytes may take a while to be read.
     let refused = tokio::time::timeout(GUARD * 3, async {
@@ -457,26 +373,16 @@ async fn oversized_bodies_are_discarded_not_buffered() {
     }
     // The real binary, so its memory is its own.
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_idpool"))
-        .args(["--listen", "127.0.0.1:0", "--database"])
-        .arg(dir.path().join("mem.db"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap();
-    let addr = line
-        .trim()
-        .trim_start_matches("listening on http://")
-        .to_string();
-    let pid = child.id();
+    let db = dir.path().join("mem.db");
+    let mut server = Spawned::with_args([
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--database".as_ref(),
+        db.as_os_str(),
+    ])
+    .await;
+    let addr = server.host().to_string();
+    let pid = server.child.id();
     let before = peak_rss(pid);
 
     // Eight clients at once, each sending a 16 MiB body.
@@ -488,11 +394,9 @@ async fn oversized_bodies_are_discarded_not_buffered() {
             let s = TcpStream::connect(&addr).await.unwrap();
             let (mut rd, mut wr) = s.into_split();
             let writer = tokio::spawn(async move {
-                let h = format!(
-                    "POST / HTTP/1.1\r\nHost: {addr}\r\nX-Amz-Target: AWSCognitoIdentityService.GetId\r\n\
-                     Content-Type: {JSON_TYPE}\r\nContent-Length: {SIZE}\r\n\r\n"
-                );
-                wr.write_all(h.as_bytes()).await.unwrap();
+                wr.write_all(&head(&addr, "GetId", SIZE, &[]))
+                    .await
+                    .unwrap();
                 let chunk = vec![b' '; 64 << 10];
                 for _ in 0..SIZE / chunk.len() {
                     if wr.write_all(&chunk).await.is_err() {
@@ -515,8 +419,7 @@ async fn oversized_bodies_are_discarded_not_buffered() {
         assert_eq!(r.header("connection"), Some("close"));
     }
     let grown = peak_rss(pid).saturating_sub(before);
-    let _ = child.kill();
-    let _ = child.wait();
+    server.kill();
     // Buffering them would take 128 MiB; discarding takes the read buffers only.
     assert!(
         grown < 32 << 20,

@@ -5,75 +5,20 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use aws_lc_rs::signature::{RsaPublicKeyComponents, RSA_PKCS1_2048_8192_SHA512};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{json, Map, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-use crate::common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_idpool");
 const ISS: &str = "https://idp.example.test";
 const POOL: &str = "us-east-1:11111111-2222-3333-4444-555555555555";
 
-/// A response to a plain HTTP request.
-struct Got {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Got {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap()
-    }
-}
-
-/// `method path` on `addr` (host:port), `Connection: close`, no body.
-async fn request(addr: &str, method: &str, path: &str) -> Got {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await.unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    Got {
-        status,
-        headers,
-        body: raw[split + 4..].to_vec(),
-    }
-}
-
-fn addr_of(url: &str) -> &str {
-    url.trim_start_matches("http://")
-}
-
 async fn served_jwks(addr: &str) -> Value {
-    let r = request(addr, "GET", "/.well-known/jwks_uri").await;
+    let r = raw::fetch(addr, "GET", "/.well-known/jwks_uri").await;
     assert_eq!(r.status, 200);
     r.json()
 }
@@ -177,9 +122,9 @@ fn db_arg(path: &Path) -> Vec<std::ffi::OsString> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_and_jwks_are_served_and_point_at_each_other() {
     let ts = TestServer::start_with(|c| c.tokens.issuer = Some(ISS.into())).await;
-    let addr = addr_of(&ts.url);
+    let addr = ts.host();
 
-    let d = request(addr, "GET", "/.well-known/openid-configuration").await;
+    let d = raw::fetch(addr, "GET", "/.well-known/openid-configuration").await;
     assert_eq!(d.status, 200);
     assert_eq!(d.header("content-type"), Some("application/json"));
     assert_eq!(d.header("cache-control"), Some("public, max-age=300"));
@@ -202,7 +147,7 @@ async fn discovery_and_jwks_are_served_and_point_at_each_other() {
     let jwks_uri = doc["jwks_uri"].as_str().unwrap();
     let path = jwks_uri.strip_prefix(ISS).unwrap();
     assert_eq!(path, "/.well-known/jwks_uri");
-    let j = request(addr, "GET", path).await;
+    let j = raw::fetch(addr, "GET", path).await;
     assert_eq!(j.status, 200);
     assert_eq!(j.header("content-type"), Some("application/json"));
     assert_eq!(j.header("cache-control"), Some("public, max-age=300"));
@@ -217,7 +162,7 @@ async fn discovery_and_jwks_are_served_and_point_at_each_other() {
     assert_eq!(keys[0]["e"], "AQAB");
 
     // HEAD: the same headers, no body.
-    let h = request(addr, "HEAD", path).await;
+    let h = raw::fetch(addr, "HEAD", path).await;
     assert_eq!(h.status, 200);
     assert!(h.body.is_empty());
     assert_eq!(h.header("content-type"), Some("application/json"));
@@ -233,7 +178,7 @@ async fn discovery_and_jwks_are_served_and_point_at_each_other() {
         ("GET", "/"),
         ("GET", "/authorize"),
     ] {
-        let r = request(addr, method, path).await;
+        let r = raw::fetch(addr, method, path).await;
         assert_eq!(r.status, 400, "{method} {path}");
         assert_eq!(
             r.header("x-amzn-errortype"),
@@ -248,7 +193,7 @@ async fn discovery_and_jwks_are_served_and_point_at_each_other() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_issued_token_verifies_with_independent_code_against_the_served_jwks() {
     let ts = TestServer::start_with(|c| c.tokens.issuer = Some(ISS.into())).await;
-    let addr = addr_of(&ts.url);
+    let addr = ts.host();
     let token = ts.app().tokens.issue(claims(), 600).unwrap();
     let jwks = served_jwks(addr).await;
 
@@ -302,15 +247,12 @@ async fn keys_rotate_on_a_stopped_server_keeps_old_tokens_valid() {
     verify_independently(&new_token, &jwks, ISS).unwrap();
 
     // The old key is scheduled for retirement 24 h 5 min out; the new one is not.
-    let db = rusqlite::Connection::open(&server.app().config.database.path).unwrap();
-    let (retire, created): (String, String) = db
-        .query_row(
+    let (retire, created): (String, String) = db::Reader::open(&server.app().config.database.path)
+        .row(
             "SELECT old.retire_after, new.created_at FROM signing_keys old, signing_keys new
              WHERE old.kid = ?1 AND new.kid = ?2 AND new.retire_after IS NULL",
-            [&old_kid, &new_kid],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+            &[&old_kid, &new_kid],
+        );
     let gap = idpool::times::Millis::parse(&retire).unwrap().0
         - idpool::times::Millis::parse(&created).unwrap().0;
     assert!((gap - 86_700_000).abs() < 5_000, "{retire} vs {created}");
@@ -320,7 +262,7 @@ async fn keys_rotate_on_a_stopped_server_keeps_old_tokens_valid() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_server_picks_up_a_rotation_without_restart() {
     let ts = TestServer::start_with(|c| c.tokens.issuer = Some(ISS.into())).await;
-    let addr = addr_of(&ts.url).to_string();
+    let addr = ts.host().to_string();
     let old_kid = ts.app().tokens.current_kid();
     let old_token = ts.app().tokens.issue(claims(), 600).unwrap();
 
