@@ -176,7 +176,8 @@ async fn scheduled_backups(db: std::path::PathBuf, s: store::sqlite::backup::Sch
     loop {
         tick.tick().await;
         let (db, sch) = (db.clone(), s.clone());
-        match tokio::task::spawn_blocking(move || store::sqlite::backup::scheduled(&db, &sch)).await {
+        match tokio::task::spawn_blocking(move || store::sqlite::backup::scheduled(&db, &sch)).await
+        {
             Ok(Ok(b)) => {
                 tracing::info!(file = %b.path.display(), bytes = b.bytes, identities = b.identities, "scheduled backup written")
             }

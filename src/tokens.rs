@@ -239,7 +239,11 @@ fn corrupt(kid: &str, what: &str) -> StoreError {
     StoreError::Corrupt(format!("signing key {kid}: {what}"))
 }
 
-fn parse_public(kid: &str, text: &str, retire_after: Option<Millis>) -> Result<PublicKey, StoreError> {
+fn parse_public(
+    kid: &str,
+    text: &str,
+    retire_after: Option<Millis>,
+) -> Result<PublicKey, StoreError> {
     let jwk: Value = serde_json::from_str(text).map_err(|_| corrupt(kid, "public_jwk"))?;
     let part = |name: &str| {
         jwk.get(name)
@@ -282,7 +286,11 @@ fn load(tx: &dyn Tx) -> Result<KeySet, StoreError> {
     let version = tx.keys_version()?;
     let mut keys = Vec::new();
     for k in tx.signing_keys()? {
-        keys.push(Arc::new(parse_public(&k.kid, &k.public_jwk, k.retire_after)?));
+        keys.push(Arc::new(parse_public(
+            &k.kid,
+            &k.public_jwk,
+            k.retire_after,
+        )?));
     }
     let Some(current) = keys.first() else {
         return Err(StoreError::Corrupt("no token signing key".to_string()));
@@ -1011,7 +1019,10 @@ mod tests {
         assert_ne!(jwks["keys"][0]["kid"], old_kid.as_str());
         assert_eq!(refused(&t, &old_token), MSG_COULD_NOT_VERIFY);
         Tokens::rotate(&store).unwrap();
-        assert_eq!(store.read_blocking(|tx| tx.keys_version()).unwrap().count, 2);
+        assert_eq!(
+            store.read_blocking(|tx| tx.keys_version()).unwrap().count,
+            2
+        );
     }
 
     #[test]
@@ -1064,7 +1075,10 @@ mod tests {
         let kids: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
         assert!(kids.iter().all(|k| *k == kids[0]), "{kids:?}");
         let store = Store::open(&path, Synchronous::Full).unwrap();
-        assert_eq!(store.read_blocking(|tx| tx.keys_version()).unwrap().count, 1);
+        assert_eq!(
+            store.read_blocking(|tx| tx.keys_version()).unwrap().count,
+            1
+        );
     }
 
     #[test]

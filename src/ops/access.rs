@@ -245,8 +245,7 @@ pub async fn settle_identity(
     let p = p.clone();
     app.store
         .write(move |tx| {
-            let id =
-                settle(tx, &pool, &identity_id, &p, false)?.ok_or(ApiError::InternalError)?;
+            let id = settle(tx, &pool, &identity_id, &p, false)?.ok_or(ApiError::InternalError)?;
             settled(tx, id, &p)
         })
         .await

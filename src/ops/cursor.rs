@@ -104,7 +104,10 @@ impl Cursors {
         rows.truncate(limit);
         if more {
             if let Some(last) = rows.last() {
-                out.insert("NextToken".into(), Value::from(self.seal(scope, &cursor(last))));
+                out.insert(
+                    "NextToken".into(),
+                    Value::from(self.seal(scope, &cursor(last))),
+                );
             }
         }
         rows

@@ -183,7 +183,9 @@ pub async fn describe(
     app.store
         .read(move |tx| {
             let id = &input.id;
-            let identity = tx.identity(id)?.ok_or_else(|| ApiError::identity_not_found(id))?;
+            let identity = tx
+                .identity(id)?
+                .ok_or_else(|| ApiError::identity_not_found(id))?;
             let pool = tx
                 .pool(&identity.pool_id)?
                 .filter(|p| caller.owns(p))

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 
 use super::pools::oidc_provider_host;
-use crate::protocol::ApiError;
 use crate::model::Pool;
+use crate::protocol::ApiError;
 use crate::App;
 
 /// The Logins key under which clients pass back a token this server issued.

@@ -542,10 +542,7 @@ pub async fn principal_tags(
         return Ok(BTreeMap::new());
     }
     let id = pool.id.clone();
-    let maps = app
-        .store
-        .read(move |tx| tx.principal_tag_maps(&id))
-        .await?;
+    let maps = app.store.read(move |tx| tx.principal_tag_maps(&id)).await?;
     Ok(principal_tags_from(&maps, pool, logins))
 }
 
@@ -1398,7 +1395,10 @@ mod tests {
                 principal_tags(&app, &p, &g).await.unwrap(),
                 tags(&[("e", "g@example.com")])
             );
-            assert_eq!(principal_tags(&app, &p, &[]).await.unwrap(), BTreeMap::new());
+            assert_eq!(
+                principal_tags(&app, &p, &[]).await.unwrap(),
+                BTreeMap::new()
+            );
             let loaded = load_roles(&app, &p.id).await.unwrap();
             assert_eq!(loaded, PoolRoles::default());
             assert_eq!(

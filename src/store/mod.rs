@@ -133,8 +133,7 @@ impl Store {
     ) -> Result<Store, StoreError> {
         let cache = Arc::new(cache::Cache::default());
         let fatal = Arc::new(Fatal::default());
-        let engine =
-            sqlite::Sqlite::open(path, sync, busy, give_up, cache.clone(), fatal.clone())?;
+        let engine = sqlite::Sqlite::open(path, sync, busy, give_up, cache.clone(), fatal.clone())?;
         Ok(Store {
             inner: Arc::new(Inner {
                 engine: Engine::Sqlite(engine),

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use super::StoreError;
 use crate::model::{
-    DescribedIdentity, Identity, KeysVersion, Pool, PoolRoles, PoolSettings, PoolSummary,
-    Position, PrincipalTagMap, SigningKey,
+    DescribedIdentity, Identity, KeysVersion, Pool, PoolRoles, PoolSettings, PoolSummary, Position,
+    PrincipalTagMap, SigningKey,
 };
 use crate::times::Millis;
 
@@ -71,8 +71,7 @@ pub trait Tx {
     fn identity(&self, id: &str) -> R<Option<Identity>>;
     /// An identity with its provider names; `developer` is the pool's developer provider name,
     /// listed when the identity has developer user ids.
-    fn describe_identity(&self, id: &str, developer: Option<&str>)
-        -> R<Option<DescribedIdentity>>;
+    fn describe_identity(&self, id: &str, developer: Option<&str>) -> R<Option<DescribedIdentity>>;
     /// Up to `limit + 1` of a pool's identities in creation order after `after`, each with its
     /// provider names (as `describe_identity`).
     fn list_identities(

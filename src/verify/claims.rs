@@ -6,8 +6,8 @@ use serde_json::{Map, Value};
 use super::jwt::{
     expired_message, TimeRefusal, MSG_COULD_NOT_VERIFY, MSG_NOT_YET_VALID, MSG_WRONG_ISSUER,
 };
-use crate::protocol::ApiError;
 use crate::model::{CognitoProvider, Pool};
+use crate::protocol::ApiError;
 
 /// Why a token was refused; each is a NotAuthorizedException with AWS's text.
 #[derive(Debug, Clone, PartialEq, Eq)]

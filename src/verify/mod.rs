@@ -50,8 +50,8 @@ use serde_json::{Map, Value};
 
 use crate::config::{Config, DefaultVerify, ProviderConfig, VerifyMode};
 use crate::http_client::{is_valid_url, HttpClient};
-use crate::protocol::ApiError;
 use crate::model::Pool;
+use crate::protocol::ApiError;
 
 pub use claims::{Audiences, Refusal};
 use introspect::Introspector;

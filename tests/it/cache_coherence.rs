@@ -8,8 +8,9 @@ use tokio::io::AsyncWriteExt;
 
 use crate::common::{get_id, TestServer};
 
-/// Sends a whole request for `op` and hangs up at once, without reading the answer.
-async fn call_and_hang_up(ts: &TestServer, op: &str, body: &Value) {
+/// Sends a whole request for `op`; the caller hangs up by dropping the stream, without ever
+/// reading the answer.
+async fn send(ts: &TestServer, op: &str, body: &Value) -> tokio::net::TcpStream {
     let body = body.to_string();
     let req = format!(
         "POST / HTTP/1.1\r\nHost: {}\r\nX-Amz-Target: AWSCognitoIdentityService.{op}\r\n\
@@ -21,8 +22,13 @@ async fn call_and_hang_up(ts: &TestServer, op: &str, body: &Value) {
         .await
         .unwrap();
     s.write_all(req.as_bytes()).await.unwrap();
+    s
+}
+
+/// Sends a whole request for `op` and hangs up at once.
+async fn call_and_hang_up(ts: &TestServer, op: &str, body: &Value) {
+    let mut s = send(ts, op, body).await;
     s.shutdown().await.unwrap();
-    drop(s);
 }
 
 /// Waits (10 s at most) until `done` says the change was committed.
@@ -71,14 +77,21 @@ async fn a_merge_whose_client_hung_up_leaves_no_stale_getid_answer() {
     let x = get_id(&client, &pool, &alice).await.unwrap();
     assert_ne!(x, y);
 
-    // Presenting alice's login for bob's identity merges it into alice's: X survives, takes
-    // bob's login, and Y is disabled. The client does not wait to hear it.
-    call_and_hang_up(
+    // Presenting bob's and alice's logins for bob's identity merges it into alice's: X
+    // survives, takes bob's login, and Y is disabled. Another process holds the database's write lock, so the
+    // merge waits in the writer; meanwhile its client hangs up, and only then does it commit.
+    let lock = crate::common::db::hold_write_lock(&ts.db_path());
+    let s = send(
         &ts,
         "GetOpenIdToken",
-        &json!({"IdentityId": y, "Logins": {"accounts.google.com": "alice"}}),
+        &json!({"IdentityId": y,
+                "Logins": {"graph.facebook.com": "bob", "accounts.google.com": "alice"}}),
     )
     .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(s);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(lock);
     until(|| async {
         let r = ts
             .call(

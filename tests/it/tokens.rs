@@ -201,7 +201,10 @@ async fn an_issued_token_verifies_with_independent_code_against_the_served_jwks(
     assert_eq!(c["iss"], ISS);
     assert_eq!(c["aud"], POOL);
     assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 600);
-    assert_eq!(Value::Object(ts.app().tokens.verify(&token).await.unwrap()), c);
+    assert_eq!(
+        Value::Object(ts.app().tokens.verify(&token).await.unwrap()),
+        c
+    );
 
     // The independent verifiers do refuse what they should: a changed payload, another issuer.
     let p: Vec<&str> = token.split('.').collect();

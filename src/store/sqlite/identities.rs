@@ -155,10 +155,9 @@ pub fn list(
     );
     let mut stmt = c.prepare_cached(&sql)?;
     let (t, i) = position_args(after);
-    let rows = stmt.query_map(
-        params![pool, t, i, hide_disabled, limit as i64 + 1],
-        |r| described(r, developer),
-    )?;
+    let rows = stmt.query_map(params![pool, t, i, hide_disabled, limit as i64 + 1], |r| {
+        described(r, developer)
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 

@@ -52,9 +52,10 @@ pub fn private_key(c: &Connection, kid: &str) -> Result<Option<Vec<u8>>, StoreEr
 }
 
 pub fn next_seq(c: &Connection) -> Result<i64, StoreError> {
-    Ok(c
-        .prepare_cached("SELECT coalesce(max(seq), 0) + 1 FROM signing_keys")?
-        .query_row([], |r| r.get(0))?)
+    Ok(
+        c.prepare_cached("SELECT coalesce(max(seq), 0) + 1 FROM signing_keys")?
+            .query_row([], |r| r.get(0))?,
+    )
 }
 
 pub fn insert(
@@ -94,7 +95,9 @@ pub fn delete_retired(c: &Connection, now: Millis) -> Result<usize, StoreError> 
 }
 
 pub fn secret(c: &Connection, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-    Ok(c.prepare_cached("SELECT value FROM secrets WHERE name = ?1")?
-        .query_row([name], |r| r.get(0))
-        .optional()?)
+    Ok(
+        c.prepare_cached("SELECT value FROM secrets WHERE name = ?1")?
+            .query_row([name], |r| r.get(0))
+            .optional()?,
+    )
 }

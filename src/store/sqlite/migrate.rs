@@ -130,7 +130,10 @@ mod tests {
         );
         let t = crate::tokens::Tokens::open(&store, "https://id.example.test".into()).unwrap();
         assert_eq!(t.current_kid(), r.kid);
-        assert!(store.read_blocking(|tx| tx.secret("cursor")).unwrap().is_some());
+        assert!(store
+            .read_blocking(|tx| tx.secret("cursor"))
+            .unwrap()
+            .is_some());
         store.close();
         let version: i64 = Connection::open(&old)
             .unwrap()

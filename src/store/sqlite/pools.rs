@@ -10,7 +10,8 @@ use crate::model::{Pool, PoolSettings, PoolSummary, Position};
 use crate::store::StoreError;
 use crate::times::Millis;
 
-const COLUMNS: &str = "created_at, id, account_id, name, allow_unauthenticated, allow_classic_flow, \
+const COLUMNS: &str =
+    "created_at, id, account_id, name, allow_unauthenticated, allow_classic_flow, \
      developer_provider_name, supported_login_providers, openid_connect_provider_arns, \
      cognito_identity_providers, saml_provider_arns";
 

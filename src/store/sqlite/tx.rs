@@ -7,8 +7,8 @@ use rusqlite::Connection;
 
 use super::{identities, keys, pools, settings};
 use crate::model::{
-    DescribedIdentity, Identity, KeysVersion, Pool, PoolRoles, PoolSettings, PoolSummary,
-    Position, PrincipalTagMap, SigningKey,
+    DescribedIdentity, Identity, KeysVersion, Pool, PoolRoles, PoolSettings, PoolSummary, Position,
+    PrincipalTagMap, SigningKey,
 };
 use crate::store::tx::{Tx, R};
 use crate::times::Millis;
@@ -94,11 +94,7 @@ impl Tx for SqliteTx<'_> {
     fn identity(&self, id: &str) -> R<Option<Identity>> {
         identities::get(self.c, id)
     }
-    fn describe_identity(
-        &self,
-        id: &str,
-        developer: Option<&str>,
-    ) -> R<Option<DescribedIdentity>> {
+    fn describe_identity(&self, id: &str, developer: Option<&str>) -> R<Option<DescribedIdentity>> {
         identities::describe(self.c, id, developer)
     }
     fn list_identities(
