@@ -1,6 +1,6 @@
 //! Who may use an identity, and what presenting logins with an identity id does to it: the
 //! procedure shared by GetOpenIdToken, GetCredentialsForIdentity, UnlinkIdentity and
-//! GetOpenIdTokenForDeveloperIdentity (SEMANTICS.md §4.4, Decisions 2, 3 and 8).
+//! GetOpenIdTokenForDeveloperIdentity (docs/behaviour.md §4.4, Decisions 2, 3 and 8).
 //!
 //! Presenting a login that no identity has links it to the identity; presenting a login that
 //! another identity owns merges the two: the owner survives, takes the presented identity's

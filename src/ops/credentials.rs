@@ -1,6 +1,6 @@
 //! GetCredentialsForIdentity (the enhanced flow) and UnlinkIdentity: the same identity and
 //! login checks as GetOpenIdToken, then a role chosen per the pool's roles and role mappings,
-//! then credentials from the configured source (SEMANTICS.md §5, §6.13, §6.14).
+//! then credentials from the configured source (docs/behaviour.md §5, §6.13, §6.14).
 
 use std::collections::{BTreeMap, BTreeSet};
 

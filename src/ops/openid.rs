@@ -1,6 +1,6 @@
 //! OpenID tokens for identities: GetOpenIdToken (public), and the developer-authenticated
 //! identity operations — GetOpenIdTokenForDeveloperIdentity, LookupDeveloperIdentity,
-//! MergeDeveloperIdentities, UnlinkDeveloperIdentity (SEMANTICS.md §6.12, §6.18–6.21, §8).
+//! MergeDeveloperIdentities, UnlinkDeveloperIdentity (docs/behaviour.md §6.12, §6.18–6.21, §8).
 
 use std::collections::BTreeMap;
 
@@ -26,7 +26,7 @@ pub const DEVELOPER_TOKEN_TTL: u64 = 900;
 const CLASSIC_FLOW_DISABLED: &str =
     "Basic (classic) flow is not enabled, please use enhanced flow.";
 const UNSUPPORTED_DEVELOPER: &str =
-    "This identity pool does not support the specified developer provider.";
+    "This identity pool does not support the specified developer provider";
 
 #[derive(Deserialize)]
 pub struct GetOpenIdTokenInput {

@@ -322,7 +322,7 @@ pub async fn describe(app: &App, caller: &Caller, input: PoolIdInput) -> Result<
 }
 
 /// UpdateIdentityPool: a full replace, except that an omitted DeveloperProviderName or
-/// IdentityPoolTags keeps what the pool has (SEMANTICS.md §6.3).
+/// IdentityPoolTags keeps what the pool has (docs/behaviour.md §6.3).
 pub async fn update(app: &App, caller: &Caller, input: PoolInput) -> Result<Value, ApiError> {
     let id = input.id.clone().unwrap_or_default();
     let (mut settings, tags) = settings_from(input)?;

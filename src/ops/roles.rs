@@ -1,7 +1,7 @@
 //! Identity pool roles and role mappings (Set/GetIdentityPoolRoles), principal tag attribute
 //! maps (Set/GetPrincipalTagAttributeMap), and the two pure decisions GetCredentialsForIdentity
 //! takes from them: which role an identity gets (`choose_role`) and which session tags it
-//! carries (`principal_tags`). SEMANTICS.md §5, §6.6–6.9.
+//! carries (`principal_tags`). docs/behaviour.md §5, §6.6–6.9.
 
 use std::collections::BTreeMap;
 
@@ -175,7 +175,7 @@ fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, ApiError> {
 // The operations.
 
 /// SetIdentityPoolRoles: replaces the pool's whole role configuration. An omitted
-/// RoleMappings removes the mappings the pool had (a Set, SEMANTICS.md §6.6).
+/// RoleMappings removes the mappings the pool had (a Set, docs/behaviour.md §6.6).
 pub async fn set_identity_pool_roles(
     app: &App,
     caller: &Caller,
@@ -322,7 +322,7 @@ enum Decision {
     Role(String),
 }
 
-/// Picks the IAM role GetCredentialsForIdentity issues credentials for (SEMANTICS.md §5).
+/// Picks the IAM role GetCredentialsForIdentity issues credentials for (docs/behaviour.md §5).
 ///
 /// - `logins` empty and not `developer_or_cognito`: a guest → `Roles.unauthenticated`.
 /// - `developer_or_cognito` (a developer-provider identity, or a
@@ -521,7 +521,7 @@ fn tag_value(v: Option<&Value>) -> Option<String> {
     }
 }
 
-/// The session tags of an identity authenticated with `logins` (SEMANTICS.md §5.6), from the
+/// The session tags of an identity authenticated with `logins` (docs/behaviour.md §5.6), from the
 /// pool's principal tag attribute maps. Only logins whose provider has a map contribute.
 ///
 /// - `UseDefaults`: user pools give `{"client": <aud>, "username": <sub>}`; other providers

@@ -62,7 +62,9 @@ impl ApiError {
         }
     }
 
-    /// HTTP status on the wire: AWS answers 400 for every client error (SEMANTICS.md Decision 4).
+    /// HTTP status on the wire: AWS answers 400 for every client error in a request it read,
+    /// 413 for a body too large and 408 for one that arrived too slowly (docs/behaviour.md
+    /// Decision 4).
     pub fn status(&self) -> u16 {
         match self {
             ApiError::InternalError => 500,
@@ -165,7 +167,7 @@ mod tests {
             "Logins don't match. Please include at least one valid login for this identity or identity pool.".into(),
         );
         let body = e.body();
-        // The same 143 bytes AWS sends for this error (SEMANTICS.md §1.6).
+        // The same 143 bytes AWS sends for this error (docs/behaviour.md §1.6).
         assert_eq!(body.len(), 143);
         assert!(body.starts_with(b"{\"__type\":\"NotAuthorizedException\",\"message\":\"Logins"));
     }

@@ -29,7 +29,7 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    /// The exact message (SEMANTICS.md §7).
+    /// The exact message (docs/behaviour.md §7).
     pub fn message(&self) -> String {
         match self {
             Refusal::Unverifiable => MSG_COULD_NOT_VERIFY.into(),

@@ -1004,7 +1004,7 @@ async fn developer_operations_refuse_what_they_must_and_change_nothing() {
         fail(merge("b", "a", "login.other").await),
         (
             "NotAuthorizedException".into(),
-            "This identity pool does not support the specified developer provider.".into()
+            "This identity pool does not support the specified developer provider".into()
         )
     );
     // Two Google users cannot end on one identity: the merge is refused whole.
