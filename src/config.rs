@@ -141,8 +141,23 @@ impl Default for Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
-    /// The SQLite file; its folder is created when missing.
+    /// The SQLite file; its folder is created when missing. The default engine.
     pub path: PathBuf,
+    /// `postgres://user:password@host:port/db?sslmode=…`: PostgreSQL instead of the SQLite
+    /// file, shared by every replica. Also `--database-url` and `IDPOOL_DATABASE_URL`.
+    pub url: Option<Secret>,
+    /// PostgreSQL: connections each replica keeps at most.
+    pub pool_size: u32,
+    /// PostgreSQL: how long one statement may run before it is cancelled (milliseconds).
+    pub statement_timeout_ms: u64,
+    /// PostgreSQL: how long opening a connection may take (milliseconds).
+    pub connect_timeout_ms: u64,
+    /// Whether the configuration file named `path` (so that a URL given elsewhere conflicts).
+    #[serde(skip)]
+    pub path_given: bool,
+    /// PostgreSQL: how long start-up keeps retrying a database that does not answer, with
+    /// backoff, before idpool gives up and exits 1 (seconds).
+    pub start_timeout_secs: u64,
     /// `full`: a response is sent only once its change is on disk. `normal`: faster, but the
     /// last commits before a power loss may be lost.
     pub synchronous: Synchronous,
@@ -158,6 +173,12 @@ impl Default for DatabaseConfig {
     fn default() -> Self {
         DatabaseConfig {
             path: PathBuf::from("data/idpool.db"),
+            url: None,
+            path_given: false,
+            pool_size: 16,
+            statement_timeout_ms: 5_000,
+            connect_timeout_ms: 5_000,
+            start_timeout_secs: 60,
             synchronous: Synchronous::Full,
             busy_timeout_ms: 5_000,
             give_up_after_secs: 60,
@@ -533,6 +554,9 @@ pub enum ConfigError {
     Semantic { path: String, message: String },
 }
 
+/// The one-line error for a configuration that names both engines.
+pub const BOTH_ENGINES: &str = "database: set either path (SQLite) or url (PostgreSQL), not both";
+
 impl Config {
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -545,6 +569,18 @@ impl Config {
 
     /// Parses configuration text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let mut path_given = false;
+        if let Ok(toml::Value::Table(t)) = toml::from_str::<toml::Value>(text) {
+            if let Some(toml::Value::Table(db)) = t.get("database") {
+                path_given = db.contains_key("path");
+                if path_given && db.contains_key("url") {
+                    return Err(ConfigError::Semantic {
+                        path: origin.to_string(),
+                        message: BOTH_ENGINES.to_string(),
+                    });
+                }
+            }
+        }
         let config: Config = toml::from_str(text).map_err(|e| {
             let (line, key) = locate(text, e.span());
             ConfigError::Invalid {
@@ -558,6 +594,8 @@ impl Config {
             path: origin.to_string(),
             message,
         })?;
+        let mut config = config;
+        config.database.path_given = path_given;
         Ok(config)
     }
 

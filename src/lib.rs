@@ -97,12 +97,7 @@ impl App {
         let db = config.database.clone();
         let issuer = config.issuer();
         let (store, tokens, cursors) = tokio::task::spawn_blocking(move || {
-            let store = store::Store::open_sqlite(
-                &db.path,
-                db.synchronous,
-                std::time::Duration::from_millis(db.busy_timeout_ms),
-                std::time::Duration::from_secs(db.give_up_after_secs),
-            )?;
+            let store = store::Store::open_configured(&db)?;
             let tokens = tokens::Tokens::open(&store, issuer)?;
             let secret = store
                 .read_blocking(|tx| tx.secret("cursor"))?

@@ -23,6 +23,10 @@ struct Cli {
     /// SQLite database file. Overrides the file.
     #[arg(long, value_name = "PATH", global = true)]
     database: Option<PathBuf>,
+    /// PostgreSQL URL (`postgres://user@host:5432/db`), instead of a SQLite file. Overrides
+    /// the file and `IDPOOL_DATABASE_URL`.
+    #[arg(long, value_name = "URL", global = true)]
+    database_url: Option<String>,
     /// Seed file of declared pools, applied at start-up. Overrides `[seed] file`.
     #[arg(long, value_name = "FILE")]
     seed: Option<PathBuf>,
@@ -96,6 +100,20 @@ fn main() -> ExitCode {
     };
     if let Some(l) = cli.listen {
         config.listen = l;
+    }
+    let url = cli.database_url.clone().or_else(|| {
+        std::env::var("IDPOOL_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+    });
+    if url.is_some() && (cli.database.is_some() || config.database.path_given)
+        || cli.database.is_some() && config.database.url.is_some()
+    {
+        eprintln!("idpool: config error: {}", idpool::config::BOTH_ENGINES);
+        return ExitCode::from(2);
+    }
+    if let Some(u) = url {
+        config.database.url = Some(idpool::config::Secret::new(u));
     }
     if let Some(d) = cli.database {
         config.database.path = d;

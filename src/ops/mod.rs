@@ -41,6 +41,8 @@ impl From<StoreError> for ApiError {
         // failures, so each request's share of it is only a debug line.
         match e {
             StoreError::WriteFailed(_) => tracing::debug!(error = %e, "write not committed"),
+            // Lost a race: the engine runs the request again, and logs if it gives up.
+            StoreError::Conflict(_) => tracing::debug!(error = %e, "concurrent change"),
             _ => tracing::error!(error = %e, "storage failure"),
         }
         ApiError::InternalError

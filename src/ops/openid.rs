@@ -221,7 +221,7 @@ pub async fn get_open_id_token_for_developer_identity(
                 // in it would break its foreign key. Checked here, inside the writer.
                 require_pool(tx, &pool.id)?;
                 let owner = tx.developer_owner(&pool.id, &user)?;
-                let target = match (wanted, owner) {
+                let target = match (wanted.clone(), owner) {
                     (Some(i), Some(o)) if i != o => {
                         return Err(ApiError::DeveloperUserAlreadyRegistered(
                             "The provided developer user identifier is already registered with Cognito under a different identity ID.".to_string(),

@@ -325,14 +325,15 @@ pub async fn describe(app: &App, caller: &Caller, input: PoolIdInput) -> Result<
 /// IdentityPoolTags keeps what the pool has (docs/behaviour.md §6.3).
 pub async fn update(app: &App, caller: &Caller, input: PoolInput) -> Result<Value, ApiError> {
     let id = input.id.clone().unwrap_or_default();
-    let (mut settings, tags) = settings_from(input)?;
+    let (settings, tags) = settings_from(input)?;
     let caller = caller.clone();
     app.store
         .write(move |tx| {
             let pool = owned_pool_in(tx, &id, &caller)?;
+            let mut settings = settings.clone();
             keep_developer_provider(&pool.settings, &mut settings)?;
             tx.update_pool(&id, &settings, times::now())?;
-            let tags = match tags {
+            let tags = match tags.clone() {
                 Some(t) => {
                     tx.set_tags(&id, &t)?;
                     t

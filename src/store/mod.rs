@@ -5,8 +5,10 @@
 //! - `tx`: the [`Tx`] trait, every storage step a request can take.
 //! - `cache`: read-through caches for GetId's hot path, cleared by the engine at commit.
 //! - `sqlite`: the embedded engine (group commit, migrations, backups).
+//! - `postgres`: the engine for several replicas on one shared database.
 
 pub mod cache;
+pub mod postgres;
 pub mod sqlite;
 pub mod tx;
 
@@ -27,6 +29,10 @@ pub enum StoreError {
     /// A statement failed.
     #[error("database: {0}")]
     Database(String),
+    /// The transaction lost a race with a concurrent one (serialization failure, deadlock,
+    /// a racing insert); running it again resolves it.
+    #[error("concurrent change: {0}")]
+    Conflict(String),
     /// No connection could be had in time.
     #[error("database unavailable: {0}")]
     Unavailable(String),
@@ -47,8 +53,8 @@ pub enum StoreError {
     KeyGeneration(String),
     #[error("the database writer has stopped")]
     WriterGone,
-    /// A read's worker thread ended without an answer (it panicked).
-    #[error("a database read did not finish")]
+    /// A request's blocking thread ended without an answer (it panicked).
+    #[error("a database request did not finish")]
     ReadAborted,
     /// The transaction this write was part of did not commit.
     #[error("the write transaction failed: {0}")]
@@ -98,6 +104,7 @@ impl Fatal {
 /// Which database a [`Store`] runs on.
 enum Engine {
     Sqlite(sqlite::Sqlite),
+    Postgres(postgres::Postgres),
 }
 
 struct Inner {
@@ -143,10 +150,53 @@ impl Store {
         })
     }
 
-    /// Where the data is, for logs: the database file.
+    /// Connects to PostgreSQL (retrying while it does not answer) and migrates it. Blocking.
+    pub fn open_postgres(settings: &postgres::Settings) -> Result<Store, StoreError> {
+        let cache = Arc::new(cache::Cache::default());
+        let engine = postgres::Postgres::open(settings, cache.clone())?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                engine: Engine::Postgres(engine),
+                cache,
+                fatal: Arc::new(Fatal::default()),
+            }),
+        })
+    }
+
+    /// Opens the engine the configuration names: PostgreSQL with `url`, else the SQLite file.
+    /// Blocking.
+    pub fn open_configured(db: &crate::config::DatabaseConfig) -> Result<Store, StoreError> {
+        match &db.url {
+            Some(url) => Store::open_postgres(&postgres::Settings {
+                url: url.expose().to_string(),
+                pool_size: db.pool_size,
+                statement_timeout: Duration::from_millis(db.statement_timeout_ms),
+                connect_timeout: Duration::from_millis(db.connect_timeout_ms),
+                start_timeout: Duration::from_secs(db.start_timeout_secs),
+            }),
+            None => Store::open_sqlite(
+                &db.path,
+                db.synchronous,
+                Duration::from_millis(db.busy_timeout_ms),
+                Duration::from_secs(db.give_up_after_secs),
+            ),
+        }
+    }
+
+    /// Where the data is, for logs: the database file, or the PostgreSQL host and database
+    /// (never its credentials).
     pub fn location(&self) -> String {
         match &self.inner.engine {
             Engine::Sqlite(s) => s.path().display().to_string(),
+            Engine::Postgres(p) => p.location().to_string(),
+        }
+    }
+
+    /// The engine's name: `sqlite` or `postgres`.
+    pub fn engine(&self) -> &'static str {
+        match &self.inner.engine {
+            Engine::Sqlite(_) => "sqlite",
+            Engine::Postgres(_) => "postgres",
         }
     }
 
@@ -154,6 +204,7 @@ impl Store {
     pub fn sqlite_path(&self) -> Option<&Path> {
         match &self.inner.engine {
             Engine::Sqlite(s) => Some(s.path()),
+            Engine::Postgres(_) => None,
         }
     }
 
@@ -173,6 +224,7 @@ impl Store {
         let inner = self.inner.clone();
         match tokio::task::spawn_blocking(move || match &inner.engine {
             Engine::Sqlite(s) => s.read(f),
+            Engine::Postgres(p) => p.read(f),
         })
         .await
         {
@@ -188,21 +240,35 @@ impl Store {
     {
         match &self.inner.engine {
             Engine::Sqlite(s) => s.read(f),
+            Engine::Postgres(p) => p.read(f),
         }
     }
 
     /// Runs `f` in a write transaction and returns its result once that transaction is durably
     /// committed. An `Err` from `f` undoes what `f` changed and nothing else. A commit that
     /// changed a mapping the caches hold clears them before anyone is answered, whether or not
-    /// this caller is still waiting.
+    /// this caller is still waiting. `f` may run more than once (PostgreSQL runs a request
+    /// that lost a race with another again), so it must not have effects outside `tx`.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: FnOnce(&dyn Tx) -> Result<T, E> + Send + 'static,
+        F: Fn(&dyn Tx) -> Result<T, E> + Send + 'static,
     {
         match &self.inner.engine {
             Engine::Sqlite(s) => s.write(f).await,
+            Engine::Postgres(_) => {
+                let inner = self.inner.clone();
+                match tokio::task::spawn_blocking(move || match &inner.engine {
+                    Engine::Postgres(p) => p.write(&f),
+                    Engine::Sqlite(s) => s.write_blocking(f),
+                })
+                .await
+                {
+                    Ok(r) => r,
+                    Err(_) => Err(StoreError::ReadAborted.into()),
+                }
+            }
         }
     }
 
@@ -211,10 +277,11 @@ impl Store {
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: FnOnce(&dyn Tx) -> Result<T, E> + Send + 'static,
+        F: Fn(&dyn Tx) -> Result<T, E> + Send + 'static,
     {
         match &self.inner.engine {
             Engine::Sqlite(s) => s.write_blocking(f),
+            Engine::Postgres(p) => p.write(&f),
         }
     }
 
@@ -238,6 +305,7 @@ impl Store {
     pub fn commits(&self) -> u64 {
         match &self.inner.engine {
             Engine::Sqlite(s) => s.commits(),
+            Engine::Postgres(p) => p.commits(),
         }
     }
 
@@ -245,6 +313,7 @@ impl Store {
     pub fn close(&self) {
         match &self.inner.engine {
             Engine::Sqlite(s) => s.close(),
+            Engine::Postgres(p) => p.close(),
         }
     }
 }

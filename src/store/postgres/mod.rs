@@ -1,0 +1,258 @@
+//! The PostgreSQL engine, for several stateless replicas on one shared database.
+//!
+//! - Every request is one database transaction on a pooled connection, on one of tokio's
+//!   blocking threads. Writes run SERIALIZABLE; a serialization failure, a deadlock, or a
+//!   unique or foreign-key violation of a racing insert (SQLSTATE 40001, 40P01, 23505, 23503)
+//!   runs the request again from the start, a bounded number of times, so concurrent replicas
+//!   agree as one SQLite writer would. A 200 is sent after COMMIT returned: as durable as the
+//!   server's `synchronous_commit` makes it (on by default: flushed to its WAL).
+//! - Caches: a transaction with a step that can change a mapping (see `Tx::changes_mappings`)
+//!   also bumps `cache_generation`; this replica clears its caches at once, and every replica
+//!   watches that row every [`WATCH_EVERY`] and clears its caches when it moved, so no replica
+//!   answers from a mapping another one changed for longer than about that interval.
+//! - Start-up retries a database that does not answer, with backoff, for
+//!   `[database] start_timeout_secs`; migrations are applied by whichever replica gets the
+//!   transaction-scoped advisory lock first, each exactly once.
+
+mod conn;
+pub mod migrate;
+mod tx;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use postgres::IsolationLevel;
+
+use super::cache::Cache;
+use super::{StoreError, Tx};
+use conn::{Manager, PgConn};
+use tx::PgTx;
+
+/// How often each replica looks whether another one changed a cached mapping.
+pub const WATCH_EVERY: Duration = Duration::from_millis(250);
+/// How many times a request that lost a race runs again before it fails.
+const MAX_ATTEMPTS: u32 = 8;
+
+/// Connection settings.
+#[derive(Clone)]
+pub struct Settings {
+    pub url: String,
+    pub pool_size: u32,
+    pub statement_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub start_timeout: Duration,
+}
+
+/// The PostgreSQL engine.
+pub struct Postgres {
+    pool: r2d2::Pool<Manager>,
+    cache: Arc<Cache>,
+    location: String,
+    commits: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    watcher: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Postgres {
+    /// Connects (retrying with backoff while the database does not answer), migrates, and
+    /// starts watching for other replicas' changes. Blocking.
+    pub fn open(settings: &Settings, cache: Arc<Cache>) -> Result<Postgres, StoreError> {
+        let manager = Manager::new(settings)?;
+        let location = manager.location();
+        let started = Instant::now();
+        let mut wait = Duration::from_millis(250);
+        let mut first = manager.connect_now();
+        loop {
+            match first {
+                Ok(mut c) => {
+                    migrate::migrate(&mut c.client)?;
+                    break;
+                }
+                Err(e) if started.elapsed() < settings.start_timeout => {
+                    tracing::warn!(database = %location, error = %e, retry_in_ms = wait.as_millis() as u64,
+                        "the database does not answer yet; retrying");
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                    first = manager.connect_now();
+                }
+                Err(e) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "{location} did not answer within {} s: {e}",
+                        settings.start_timeout.as_secs()
+                    )))
+                }
+            }
+        }
+        let pool = r2d2::Pool::builder()
+            .max_size(settings.pool_size.max(1))
+            .min_idle(Some(1))
+            .connection_timeout(settings.connect_timeout.max(Duration::from_millis(100)))
+            .build_unchecked(manager);
+        let stop = Arc::new(AtomicBool::new(false));
+        let generation = current_generation(&pool).unwrap_or(0);
+        let watcher = {
+            let (pool, cache, stop) = (pool.clone(), cache.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("idpool-pg-watch".into())
+                .spawn(move || watch(pool, cache, stop, generation))
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?
+        };
+        Ok(Postgres {
+            pool,
+            cache,
+            location,
+            commits: Arc::new(AtomicU64::new(0)),
+            stop,
+            watcher: Mutex::new(Some(watcher)),
+        })
+    }
+
+    /// Where the data is, without credentials: `postgres://host:port/db`.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn conn(&self) -> Result<r2d2::PooledConnection<Manager>, StoreError> {
+        self.pool.get().map_err(StoreError::from)
+    }
+
+    /// Runs `f` on a read-only snapshot (REPEATABLE READ), on the calling thread (blocking).
+    pub fn read<T, E>(&self, f: impl FnOnce(&dyn Tx) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let mut conn = self.conn()?;
+        let PgConn { client, statements } = &mut *conn;
+        let t = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(tx::db_error)?;
+        let tx = PgTx::new(t, statements);
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Runs `f` in a SERIALIZABLE transaction, again from the start when it lost a race with
+    /// another request (on this replica or another), and returns its result once committed.
+    /// Blocking.
+    pub fn write<T, E, F>(&self, f: &F) -> Result<T, E>
+    where
+        E: From<StoreError>,
+        F: Fn(&dyn Tx) -> Result<T, E>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let last = attempt >= MAX_ATTEMPTS;
+            let mut conn = self.conn()?;
+            {
+                let PgConn { client, statements } = &mut *conn;
+                let t = client
+                    .build_transaction()
+                    .isolation_level(IsolationLevel::Serializable)
+                    .start()
+                    .map_err(tx::db_error)?;
+                let tx = PgTx::new(t, statements);
+                let out = f(&tx);
+                let lost_race = tx.lost_race();
+                let changes = tx.changes_mappings();
+                match out {
+                    Ok(v) => {
+                        let committed = if changes {
+                            tx.bump_generation().and_then(|()| tx.commit())
+                        } else {
+                            tx.commit()
+                        };
+                        match committed {
+                            Ok(()) => {
+                                if changes {
+                                    self.cache.invalidate();
+                                }
+                                self.commits.fetch_add(1, Ordering::Relaxed);
+                                return Ok(v);
+                            }
+                            Err(StoreError::Conflict(_)) if !last => {}
+                            Err(e) => return Err(StoreError::WriteFailed(Arc::new(e)).into()),
+                        }
+                    }
+                    // Dropping the transaction rolls it back.
+                    Err(_) if lost_race && !last => {}
+                    Err(e) => {
+                        if lost_race {
+                            tracing::warn!(
+                            attempts = attempt,
+                            "a write lost every race with concurrent writes; answered InternalErrorException"
+                        );
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            drop(conn);
+            // A short pause, growing and jittered, so racing requests do not collide again.
+            let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % 4;
+            std::thread::sleep(Duration::from_millis((1u64 << attempt.min(6)) + jitter));
+        }
+    }
+
+    /// Number of write transactions committed since start (for measurements).
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Stops watching; connections close as the pool goes.
+    pub fn close(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(w) = self.watcher.lock().ok().and_then(|mut w| w.take()) {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn current_generation(pool: &r2d2::Pool<Manager>) -> Result<i64, StoreError> {
+    let mut conn = pool.get()?;
+    let row = conn
+        .client
+        .query_one("SELECT generation FROM cache_generation", &[])
+        .map_err(tx::db_error)?;
+    Ok(row.get(0))
+}
+
+/// Clears the caches whenever another replica's transaction bumped the generation — and when
+/// the database cannot be asked, since nothing then says the caches are still right.
+fn watch(pool: r2d2::Pool<Manager>, cache: Arc<Cache>, stop: Arc<AtomicBool>, mut seen: i64) {
+    let mut failing = false;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(WATCH_EVERY);
+        match current_generation(&pool) {
+            Ok(g) => {
+                if g != seen {
+                    seen = g;
+                    cache.invalidate();
+                }
+                if failing {
+                    tracing::info!("the database answers again");
+                    failing = false;
+                }
+            }
+            Err(e) => {
+                cache.invalidate();
+                if !failing {
+                    tracing::error!(error = %e, "cannot reach the database; requests get InternalErrorException until it answers");
+                    failing = true;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,720 @@
+//! [`Tx`] on a PostgreSQL transaction: the same steps as the SQLite engine's, in PostgreSQL's
+//! dialect (timestamptz, jsonb, boolean, bytea).
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use postgres::error::SqlState;
+use postgres::types::{Json, ToSql};
+use postgres::{Row, Statement, Transaction};
+
+use crate::model::{
+    CognitoProvider, DescribedIdentity, Identity, KeysVersion, Pool, PoolRoles, PoolSettings,
+    PoolSummary, Position, PrincipalTagMap, RoleMapping, SigningKey,
+};
+use crate::store::tx::{Tx, R};
+use crate::store::StoreError;
+use crate::times::Millis;
+
+type P<'a> = &'a (dyn ToSql + Sync);
+
+/// A driver error as the store names it: races that running the request again resolves are
+/// `Conflict`, the rest `Database`.
+pub fn db_error(e: postgres::Error) -> StoreError {
+    let racing = matches!(
+        e.code(),
+        Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE
+            || *c == SqlState::T_R_DEADLOCK_DETECTED
+            || *c == SqlState::UNIQUE_VIOLATION
+            || *c == SqlState::FOREIGN_KEY_VIOLATION
+    );
+    let text = match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    };
+    if racing {
+        StoreError::Conflict(text)
+    } else {
+        StoreError::Database(text)
+    }
+}
+
+fn ts(m: Millis) -> SystemTime {
+    match u64::try_from(m.0) {
+        Ok(ms) => UNIX_EPOCH + Duration::from_millis(ms),
+        Err(_) => UNIX_EPOCH - Duration::from_millis(m.0.unsigned_abs()),
+    }
+}
+
+fn millis(t: SystemTime) -> Millis {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => Millis(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        Err(e) => Millis(-i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX)),
+    }
+}
+
+fn get<'r, T: postgres::types::FromSql<'r>>(row: &'r Row, i: usize) -> R<T> {
+    row.try_get(i)
+        .map_err(|e| StoreError::Corrupt(format!("column {i}: {e}")))
+}
+
+fn time(row: &Row, i: usize) -> R<Millis> {
+    Ok(millis(get::<SystemTime>(row, i)?))
+}
+
+fn opt_time(row: &Row, i: usize) -> R<Option<Millis>> {
+    Ok(get::<Option<SystemTime>>(row, i)?.map(millis))
+}
+
+/// One request's steps on one PostgreSQL transaction.
+pub struct PgTx<'c> {
+    t: RefCell<Transaction<'c>>,
+    statements: RefCell<&'c mut HashMap<&'static str, Statement>>,
+    changes_mappings: Cell<bool>,
+    lost_race: Cell<bool>,
+}
+
+const POOL_COLUMNS: &str = "created_at, id, account_id, name, allow_unauthenticated, \
+     allow_classic_flow, developer_provider_name, supported_login_providers, \
+     openid_connect_provider_arns, cognito_identity_providers, saml_provider_arns";
+
+fn pool_row(row: &Row) -> R<Pool> {
+    Ok(Pool {
+        created_at: time(row, 0)?,
+        id: get(row, 1)?,
+        account_id: get(row, 2)?,
+        settings: PoolSettings {
+            name: get(row, 3)?,
+            allow_unauthenticated: get(row, 4)?,
+            allow_classic_flow: get(row, 5)?,
+            developer_provider_name: get(row, 6)?,
+            supported_login_providers: get::<Json<BTreeMap<String, String>>>(row, 7)?.0,
+            openid_connect_provider_arns: get::<Json<Vec<String>>>(row, 8)?.0,
+            cognito_identity_providers: get::<Json<Vec<CognitoProvider>>>(row, 9)?.0,
+            saml_provider_arns: get::<Json<Vec<String>>>(row, 10)?.0,
+        },
+    })
+}
+
+fn identity_row(row: &Row) -> R<Identity> {
+    Ok(Identity {
+        id: get(row, 0)?,
+        pool_id: get(row, 1)?,
+        created_at: time(row, 2)?,
+        updated_at: time(row, 3)?,
+        disabled: get(row, 4)?,
+    })
+}
+
+fn described_row(row: &Row, developer: Option<&str>) -> R<DescribedIdentity> {
+    let identity = identity_row(row)?;
+    let mut providers: Vec<String> = get(row, 5)?;
+    let has_developer: bool = get(row, 6)?;
+    if let Some(dev) = developer.filter(|_| has_developer) {
+        if !providers.iter().any(|p| p == dev) {
+            providers.push(dev.to_string());
+            providers.sort();
+        }
+    }
+    Ok(DescribedIdentity {
+        identity,
+        providers,
+    })
+}
+
+fn key_row(row: &Row) -> R<SigningKey> {
+    Ok(SigningKey {
+        kid: get(row, 0)?,
+        seq: get(row, 1)?,
+        public_jwk: get(row, 2)?,
+        retire_after: opt_time(row, 3)?,
+    })
+}
+
+/// The bind values of a listing position; NULL before the first row.
+fn position(after: Option<&Position>) -> (Option<SystemTime>, String) {
+    match after {
+        Some(p) => (Some(ts(p.created_at)), p.id.clone()),
+        None => (None, String::new()),
+    }
+}
+
+impl<'c> PgTx<'c> {
+    pub fn new(
+        t: Transaction<'c>,
+        statements: &'c mut HashMap<&'static str, Statement>,
+    ) -> PgTx<'c> {
+        PgTx {
+            t: RefCell::new(t),
+            statements: RefCell::new(statements),
+            changes_mappings: Cell::new(false),
+            lost_race: Cell::new(false),
+        }
+    }
+
+    /// Whether a step failed in a way that running the request again can resolve.
+    pub fn lost_race(&self) -> bool {
+        self.lost_race.get()
+    }
+
+    pub fn commit(self) -> R<()> {
+        let lost = &self.lost_race;
+        self.t.into_inner().commit().map_err(|e| {
+            let e = db_error(e);
+            if matches!(e, StoreError::Conflict(_)) {
+                lost.set(true);
+            }
+            e
+        })
+    }
+
+    /// Tells every replica that a cached mapping may have changed.
+    pub fn bump_generation(&self) -> R<()> {
+        self.exec(
+            "UPDATE cache_generation SET generation = generation + 1",
+            &[],
+        )
+        .map(|_| ())
+    }
+
+    fn fail(&self, e: postgres::Error) -> StoreError {
+        let e = db_error(e);
+        if matches!(e, StoreError::Conflict(_)) {
+            self.lost_race.set(true);
+        }
+        e
+    }
+
+    fn stale<T>(&self, r: R<T>) -> R<T> {
+        self.changes_mappings.set(true);
+        r
+    }
+
+    /// The statement for `sql`, prepared once per connection.
+    fn statement(&self, sql: &'static str) -> R<Statement> {
+        if let Some(s) = self.statements.borrow().get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.t.borrow_mut().prepare(sql).map_err(|e| self.fail(e))?;
+        self.statements.borrow_mut().insert(sql, s.clone());
+        Ok(s)
+    }
+
+    fn rows(&self, sql: &'static str, params: &[P]) -> R<Vec<Row>> {
+        let s = self.statement(sql)?;
+        self.t
+            .borrow_mut()
+            .query(&s, params)
+            .map_err(|e| self.fail(e))
+    }
+
+    fn opt(&self, sql: &'static str, params: &[P]) -> R<Option<Row>> {
+        let s = self.statement(sql)?;
+        self.t
+            .borrow_mut()
+            .query_opt(&s, params)
+            .map_err(|e| self.fail(e))
+    }
+
+    fn one(&self, sql: &'static str, params: &[P]) -> R<Row> {
+        let s = self.statement(sql)?;
+        self.t
+            .borrow_mut()
+            .query_one(&s, params)
+            .map_err(|e| self.fail(e))
+    }
+
+    fn exec(&self, sql: &'static str, params: &[P]) -> R<u64> {
+        let s = self.statement(sql)?;
+        self.t
+            .borrow_mut()
+            .execute(&s, params)
+            .map_err(|e| self.fail(e))
+    }
+
+    fn strings(&self, sql: &'static str, params: &[P]) -> R<Vec<String>> {
+        self.rows(sql, params)?.iter().map(|r| get(r, 0)).collect()
+    }
+}
+
+fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX - 1) + 1
+}
+
+impl Tx for PgTx<'_> {
+    fn pool(&self, id: &str) -> R<Option<Pool>> {
+        const SQL: &str = "SELECT created_at, id, account_id, name, allow_unauthenticated, \
+             allow_classic_flow, developer_provider_name, supported_login_providers, \
+             openid_connect_provider_arns, cognito_identity_providers, saml_provider_arns \
+             FROM pools WHERE id = $1";
+        debug_assert!(SQL.contains(POOL_COLUMNS));
+        self.opt(SQL, &[&id])?.as_ref().map(pool_row).transpose()
+    }
+    fn count_pools(&self, account: &str) -> R<i64> {
+        get(
+            &self.one(
+                "SELECT count(*) FROM pools WHERE account_id = $1",
+                &[&account],
+            )?,
+            0,
+        )
+    }
+    fn insert_pool(&self, id: &str, account: &str, s: &PoolSettings, now: Millis) -> R<()> {
+        let now = ts(now);
+        self.exec(
+            "INSERT INTO pools (id, account_id, name, allow_unauthenticated, allow_classic_flow, \
+             developer_provider_name, supported_login_providers, openid_connect_provider_arns, \
+             cognito_identity_providers, saml_provider_arns, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+            &[
+                &id,
+                &account,
+                &s.name,
+                &s.allow_unauthenticated,
+                &s.allow_classic_flow,
+                &s.developer_provider_name,
+                &Json(&s.supported_login_providers),
+                &Json(&s.openid_connect_provider_arns),
+                &Json(&s.cognito_identity_providers),
+                &Json(&s.saml_provider_arns),
+                &now,
+            ],
+        )
+        .map(|_| ())
+    }
+    fn update_pool(&self, id: &str, s: &PoolSettings, now: Millis) -> R<()> {
+        let now = ts(now);
+        let r = self.exec(
+            "UPDATE pools SET name = $2, allow_unauthenticated = $3, allow_classic_flow = $4, \
+             developer_provider_name = $5, supported_login_providers = $6, \
+             openid_connect_provider_arns = $7, cognito_identity_providers = $8, \
+             saml_provider_arns = $9, updated_at = $10 WHERE id = $1",
+            &[
+                &id,
+                &s.name,
+                &s.allow_unauthenticated,
+                &s.allow_classic_flow,
+                &s.developer_provider_name,
+                &Json(&s.supported_login_providers),
+                &Json(&s.openid_connect_provider_arns),
+                &Json(&s.cognito_identity_providers),
+                &Json(&s.saml_provider_arns),
+                &now,
+            ],
+        );
+        self.stale(r.map(|_| ()))
+    }
+    fn delete_pool_identities(&self, pool: &str, n: usize) -> R<usize> {
+        let n = limit(n) - 1;
+        let r = self.exec(
+            "DELETE FROM identities WHERE id IN \
+             (SELECT id FROM identities WHERE pool_id = $1 ORDER BY created_at, id LIMIT $2)",
+            &[&pool, &n],
+        );
+        self.stale(r.map(|n| n as usize))
+    }
+    fn delete_pool(&self, id: &str) -> R<bool> {
+        let r = self.exec("DELETE FROM pools WHERE id = $1", &[&id]);
+        self.stale(r.map(|n| n > 0))
+    }
+    fn list_pools(
+        &self,
+        account: &str,
+        region: &str,
+        after: Option<&Position>,
+        n: usize,
+    ) -> R<Vec<PoolSummary>> {
+        let (t, i) = position(after);
+        let prefix = format!("{region}:");
+        self.rows(
+            "SELECT created_at, id, name FROM pools WHERE account_id = $1 \
+             AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) \
+             AND left(id, length($5)) = $5 ORDER BY created_at, id LIMIT $4",
+            &[&account, &t, &i, &limit(n), &prefix],
+        )?
+        .iter()
+        .map(|r| {
+            Ok(PoolSummary {
+                created_at: time(r, 0)?,
+                id: get(r, 1)?,
+                name: get(r, 2)?,
+            })
+        })
+        .collect()
+    }
+
+    fn tags(&self, pool: &str) -> R<BTreeMap<String, String>> {
+        self.rows(
+            "SELECT key, value FROM pool_tags WHERE pool_id = $1",
+            &[&pool],
+        )?
+        .iter()
+        .map(|r| Ok((get(r, 0)?, get(r, 1)?)))
+        .collect()
+    }
+    fn set_tags(&self, pool: &str, tags: &BTreeMap<String, String>) -> R<()> {
+        self.exec("DELETE FROM pool_tags WHERE pool_id = $1", &[&pool])?;
+        for (k, v) in tags {
+            self.exec(
+                "INSERT INTO pool_tags (pool_id, key, value) VALUES ($1, $2, $3)",
+                &[&pool, k, v],
+            )?;
+        }
+        Ok(())
+    }
+    fn add_tags(&self, pool: &str, tags: &BTreeMap<String, String>) -> R<()> {
+        for (k, v) in tags {
+            self.exec(
+                "INSERT INTO pool_tags (pool_id, key, value) VALUES ($1, $2, $3) \
+                 ON CONFLICT (pool_id, key) DO UPDATE SET value = excluded.value",
+                &[&pool, k, v],
+            )?;
+        }
+        Ok(())
+    }
+    fn remove_tags(&self, pool: &str, keys: &[String]) -> R<()> {
+        for k in keys {
+            self.exec(
+                "DELETE FROM pool_tags WHERE pool_id = $1 AND key = $2",
+                &[&pool, k],
+            )?;
+        }
+        Ok(())
+    }
+    fn roles(&self, pool: &str) -> R<Option<PoolRoles>> {
+        let Some(r) = self.opt(
+            "SELECT authenticated_role, unauthenticated_role, role_mappings FROM pools \
+             WHERE id = $1",
+            &[&pool],
+        )?
+        else {
+            return Ok(None);
+        };
+        let mappings: Option<Json<BTreeMap<String, RoleMapping>>> = get(&r, 2)?;
+        Ok(Some(PoolRoles {
+            authenticated: get(&r, 0)?,
+            unauthenticated: get(&r, 1)?,
+            role_mappings: mappings.map(|m| m.0).unwrap_or_default(),
+        }))
+    }
+    fn set_roles(&self, pool: &str, roles: &PoolRoles, now: Millis) -> R<()> {
+        let mappings = (!roles.role_mappings.is_empty()).then_some(Json(&roles.role_mappings));
+        self.exec(
+            "UPDATE pools SET authenticated_role = $2, unauthenticated_role = $3, \
+             role_mappings = $4, updated_at = $5 WHERE id = $1",
+            &[
+                &pool,
+                &roles.authenticated,
+                &roles.unauthenticated,
+                &mappings,
+                &ts(now),
+            ],
+        )
+        .map(|_| ())
+    }
+    fn principal_tag_map(&self, pool: &str, provider: &str) -> R<Option<PrincipalTagMap>> {
+        self.opt(
+            "SELECT use_defaults, principal_tags FROM principal_tag_maps \
+             WHERE pool_id = $1 AND provider = $2",
+            &[&pool, &provider],
+        )?
+        .map(|r| {
+            Ok(PrincipalTagMap {
+                use_defaults: get(&r, 0)?,
+                principal_tags: get::<Json<BTreeMap<String, String>>>(&r, 1)?.0,
+            })
+        })
+        .transpose()
+    }
+    fn principal_tag_maps(&self, pool: &str) -> R<BTreeMap<String, PrincipalTagMap>> {
+        self.rows(
+            "SELECT provider, use_defaults, principal_tags FROM principal_tag_maps \
+             WHERE pool_id = $1",
+            &[&pool],
+        )?
+        .iter()
+        .map(|r| {
+            Ok((
+                get(r, 0)?,
+                PrincipalTagMap {
+                    use_defaults: get(r, 1)?,
+                    principal_tags: get::<Json<BTreeMap<String, String>>>(r, 2)?.0,
+                },
+            ))
+        })
+        .collect()
+    }
+    fn set_principal_tag_map(&self, pool: &str, provider: &str, map: &PrincipalTagMap) -> R<()> {
+        self.exec(
+            "INSERT INTO principal_tag_maps (pool_id, provider, use_defaults, principal_tags) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (pool_id, provider) DO UPDATE SET \
+             use_defaults = excluded.use_defaults, principal_tags = excluded.principal_tags",
+            &[
+                &pool,
+                &provider,
+                &map.use_defaults,
+                &Json(&map.principal_tags),
+            ],
+        )
+        .map(|_| ())
+    }
+
+    fn identity(&self, id: &str) -> R<Option<Identity>> {
+        self.opt(
+            "SELECT id, pool_id, created_at, updated_at, disabled FROM identities WHERE id = $1",
+            &[&id],
+        )?
+        .as_ref()
+        .map(identity_row)
+        .transpose()
+    }
+    fn describe_identity(&self, id: &str, developer: Option<&str>) -> R<Option<DescribedIdentity>> {
+        self.opt(
+            "SELECT i.id, i.pool_id, i.created_at, i.updated_at, i.disabled, \
+             array(SELECT provider FROM logins WHERE identity_id = i.id ORDER BY provider), \
+             EXISTS (SELECT 1 FROM developer_users WHERE identity_id = i.id) \
+             FROM identities i WHERE i.id = $1",
+            &[&id],
+        )?
+        .map(|r| described_row(&r, developer))
+        .transpose()
+    }
+    fn list_identities(
+        &self,
+        pool: &str,
+        after: Option<&Position>,
+        n: usize,
+        hide_disabled: bool,
+        developer: Option<&str>,
+    ) -> R<Vec<DescribedIdentity>> {
+        let (t, i) = position(after);
+        self.rows(
+            "SELECT i.id, i.pool_id, i.created_at, i.updated_at, i.disabled, \
+             array(SELECT provider FROM logins WHERE identity_id = i.id ORDER BY provider), \
+             EXISTS (SELECT 1 FROM developer_users WHERE identity_id = i.id) \
+             FROM identities i WHERE i.pool_id = $1 \
+             AND ($2::timestamptz IS NULL OR (i.created_at, i.id) > ($2, $3)) \
+             AND (NOT $4 OR NOT i.disabled) ORDER BY i.created_at, i.id LIMIT $5",
+            &[&pool, &t, &i, &hide_disabled, &limit(n)],
+        )?
+        .iter()
+        .map(|r| described_row(r, developer))
+        .collect()
+    }
+    fn insert_identity(&self, id: &str, pool: &str, now: Millis) -> R<()> {
+        self.exec(
+            "INSERT INTO identities (id, pool_id, created_at, updated_at) VALUES ($1, $2, $3, $3)",
+            &[&id, &pool, &ts(now)],
+        )
+        .map(|_| ())
+    }
+    fn touch(&self, id: &str, now: Millis) -> R<()> {
+        self.exec(
+            "UPDATE identities SET updated_at = $2 WHERE id = $1",
+            &[&id, &ts(now)],
+        )
+        .map(|_| ())
+    }
+    fn disable(&self, id: &str, merged_into: Option<&str>, now: Millis) -> R<()> {
+        let r = self.exec(
+            "UPDATE identities SET disabled = true, merged_into = $2, updated_at = $3 WHERE id = $1",
+            &[&id, &merged_into, &ts(now)],
+        );
+        self.stale(r.map(|_| ()))
+    }
+    fn delete_identity(&self, id: &str) -> R<bool> {
+        let r = self.exec("DELETE FROM identities WHERE id = $1", &[&id]);
+        self.stale(r.map(|n| n > 0))
+    }
+    fn login_owner(&self, pool: &str, provider: &str, subject: &str) -> R<Option<String>> {
+        self.opt(
+            "SELECT identity_id FROM logins WHERE pool_id = $1 AND provider = $2 AND subject = $3",
+            &[&pool, &provider, &subject],
+        )?
+        .map(|r| get(&r, 0))
+        .transpose()
+    }
+    fn login_owner_state(
+        &self,
+        pool: &str,
+        provider: &str,
+        subject: &str,
+    ) -> R<Option<(String, bool)>> {
+        self.opt(
+            "SELECT l.identity_id, i.disabled FROM logins l JOIN identities i ON i.id = l.identity_id \
+             WHERE l.pool_id = $1 AND l.provider = $2 AND l.subject = $3",
+            &[&pool, &provider, &subject],
+        )?
+        .map(|r| Ok((get(&r, 0)?, get(&r, 1)?)))
+        .transpose()
+    }
+    fn subject_for(&self, identity: &str, provider: &str) -> R<Option<String>> {
+        self.opt(
+            "SELECT subject FROM logins WHERE identity_id = $1 AND provider = $2",
+            &[&identity, &provider],
+        )?
+        .map(|r| get(&r, 0))
+        .transpose()
+    }
+    fn logins_of(&self, identity: &str) -> R<Vec<(String, String)>> {
+        self.rows(
+            "SELECT provider, subject FROM logins WHERE identity_id = $1 ORDER BY provider",
+            &[&identity],
+        )?
+        .iter()
+        .map(|r| Ok((get(r, 0)?, get(r, 1)?)))
+        .collect()
+    }
+    fn login_count(&self, identity: &str) -> R<i64> {
+        get(
+            &self.one(
+                "SELECT (SELECT count(*) FROM logins WHERE identity_id = $1) \
+                 + (SELECT count(*) FROM developer_users WHERE identity_id = $1)",
+                &[&identity],
+            )?,
+            0,
+        )
+    }
+    fn link(
+        &self,
+        pool: &str,
+        provider: &str,
+        subject: &str,
+        identity: &str,
+        now: Millis,
+    ) -> R<()> {
+        self.exec(
+            "INSERT INTO logins (pool_id, provider, subject, identity_id, linked_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+            &[&pool, &provider, &subject, &identity, &ts(now)],
+        )
+        .map(|_| ())
+    }
+    fn unlink(&self, identity: &str, provider: &str) -> R<bool> {
+        let r = self.exec(
+            "DELETE FROM logins WHERE identity_id = $1 AND provider = $2",
+            &[&identity, &provider],
+        );
+        self.stale(r.map(|n| n > 0))
+    }
+    fn move_links(&self, from: &str, to: &str) -> R<()> {
+        let r = self
+            .exec(
+                "UPDATE logins SET identity_id = $2 WHERE identity_id = $1",
+                &[&from, &to],
+            )
+            .and_then(|_| {
+                self.exec(
+                    "UPDATE developer_users SET identity_id = $2 WHERE identity_id = $1",
+                    &[&from, &to],
+                )
+            });
+        self.stale(r.map(|_| ()))
+    }
+
+    fn developer_owner(&self, pool: &str, user: &str) -> R<Option<String>> {
+        self.opt(
+            "SELECT identity_id FROM developer_users WHERE pool_id = $1 AND developer_user_id = $2",
+            &[&pool, &user],
+        )?
+        .map(|r| get(&r, 0))
+        .transpose()
+    }
+    fn link_developer(&self, pool: &str, user: &str, identity: &str, now: Millis) -> R<()> {
+        self.exec(
+            "INSERT INTO developer_users (pool_id, developer_user_id, identity_id, linked_at) \
+             VALUES ($1, $2, $3, $4)",
+            &[&pool, &user, &identity, &ts(now)],
+        )
+        .map(|_| ())
+    }
+    fn unlink_developer(&self, pool: &str, user: &str, identity: &str) -> R<bool> {
+        self.exec(
+            "DELETE FROM developer_users \
+             WHERE pool_id = $1 AND developer_user_id = $2 AND identity_id = $3",
+            &[&pool, &user, &identity],
+        )
+        .map(|n| n > 0)
+    }
+    fn developer_users_of(&self, identity: &str, after: &str, n: usize) -> R<Vec<String>> {
+        self.strings(
+            "SELECT developer_user_id FROM developer_users \
+             WHERE identity_id = $1 AND developer_user_id COLLATE \"C\" > $2 \
+             ORDER BY developer_user_id COLLATE \"C\" LIMIT $3",
+            &[&identity, &after, &limit(n)],
+        )
+    }
+
+    fn keys_version(&self) -> R<KeysVersion> {
+        let r = self.one(
+            "SELECT count(*), coalesce(max(seq), 0), max(retire_after) FROM signing_keys",
+            &[],
+        )?;
+        Ok(KeysVersion {
+            count: get(&r, 0)?,
+            max_seq: get(&r, 1)?,
+            max_retire: opt_time(&r, 2)?,
+        })
+    }
+    fn signing_keys(&self) -> R<Vec<SigningKey>> {
+        self.rows(
+            "SELECT kid, seq, public_jwk, retire_after FROM signing_keys ORDER BY seq DESC",
+            &[],
+        )?
+        .iter()
+        .map(key_row)
+        .collect()
+    }
+    fn private_key(&self, kid: &str) -> R<Option<Vec<u8>>> {
+        self.opt(
+            "SELECT private_key FROM signing_keys WHERE kid = $1",
+            &[&kid],
+        )?
+        .map(|r| get(&r, 0))
+        .transpose()
+    }
+    fn next_key_seq(&self) -> R<i64> {
+        get(
+            &self.one("SELECT coalesce(max(seq), 0) + 1 FROM signing_keys", &[])?,
+            0,
+        )
+    }
+    fn insert_signing_key(&self, key: &SigningKey, private_key: &[u8], now: Millis) -> R<()> {
+        self.exec(
+            "INSERT INTO signing_keys (kid, seq, private_key, public_jwk, created_at, retire_after) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &key.kid,
+                &key.seq,
+                &private_key,
+                &key.public_jwk,
+                &ts(now),
+                &key.retire_after.map(ts),
+            ],
+        )
+        .map(|_| ())
+    }
+    fn retire_signing_keys(&self, retire_after: Millis) -> R<Vec<String>> {
+        self.strings(
+            "UPDATE signing_keys SET retire_after = $1 WHERE retire_after IS NULL RETURNING kid",
+            &[&ts(retire_after)],
+        )
+    }
+    fn delete_retired_keys(&self, now: Millis) -> R<usize> {
+        self.exec(
+            "DELETE FROM signing_keys WHERE retire_after IS NOT NULL AND retire_after <= $1",
+            &[&ts(now)],
+        )
+        .map(|n| n as usize)
+    }
+    fn secret(&self, name: &str) -> R<Option<Vec<u8>>> {
+        self.opt("SELECT value FROM secrets WHERE name = $1", &[&name])?
+            .map(|r| get(&r, 0))
+            .transpose()
+    }
+
+    fn changes_mappings(&self) -> bool {
+        self.changes_mappings.get()
+    }
+}
