@@ -39,6 +39,7 @@ pub mod service;
 pub mod store;
 pub mod times;
 pub mod tokens;
+pub mod transfer;
 pub mod verify;
 
 use std::net::SocketAddr;
