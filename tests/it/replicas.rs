@@ -133,11 +133,11 @@ async fn racing_getids_over_overlapping_logins_agree_with_the_final_state() {
     for (logins, _) in &answered {
         for (p, s) in logins {
             let key = (p.to_string(), s.clone());
-            if !owner.contains_key(&key) {
+            if let std::collections::hash_map::Entry::Vacant(e) = owner.entry(key) {
                 let id = get_id(&rs[2].client(), &pool, &[(p, s.as_str())])
                     .await
                     .unwrap();
-                owner.insert(key, id);
+                e.insert(id);
             }
         }
     }
