@@ -293,3 +293,30 @@ async fn a_replica_killed_under_write_load_loses_no_acknowledged_write() {
     assert_eq!(r.status, 200);
     let _: Value = r.json();
 }
+
+/// A PostgreSQL given for the suite must answer (a wrong URL fails here, plainly); without one,
+/// `cargo test`'s own output says that the PostgreSQL half was skipped and how to run it.
+#[test]
+fn a_given_postgresql_answers_and_a_missing_one_is_announced() {
+    match common::test_database_url() {
+        Some(url) => {
+            let answer = std::thread::spawn(move || {
+                let mut c = postgres::Client::connect(&url, postgres::NoTls)
+                    .unwrap_or_else(|e| panic!("IDPOOL_TEST_DATABASE_URL does not connect: {e}"));
+                c.query_one("SELECT 1", &[]).unwrap().get::<_, i32>(0)
+            })
+            .join()
+            .unwrap();
+            assert_eq!(answer, 1);
+        }
+        None => {
+            use std::io::Write;
+            // Written past the test harness's capture, so it shows without --nocapture.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\nNOTE: the PostgreSQL half of the suite was skipped. To run it, point it at a \
+                 PostgreSQL server: IDPOOL_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/idpool_test cargo test\n"
+            );
+        }
+    }
+}
