@@ -320,3 +320,41 @@ fn a_given_postgresql_answers_and_a_missing_one_is_announced() {
         }
     }
 }
+
+/// Runs one statement on the test's schema (through `url`), off the async thread.
+fn sql(url: &str, statement: &str) -> i64 {
+    let (url, statement) = (url.to_string(), statement.to_string());
+    std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        c.query_opt(&statement, &[])
+            .unwrap()
+            .map(|r| r.get::<_, i64>(0))
+            .unwrap_or(0)
+    })
+    .join()
+    .unwrap()
+}
+
+#[tokio::test]
+async fn replicas_starting_at_once_apply_each_migration_once_and_a_newer_database_is_refused() {
+    let Some(url) = shared_database() else { return };
+    let (a, b, c) = tokio::join!(replica(&url), replica(&url), replica(&url));
+    assert_eq!(sql(&url, "SELECT count(*) FROM schema_migrations"), 1);
+    assert_eq!(
+        sql(&url, "SELECT count(*) FROM signing_keys"),
+        1,
+        "one first key"
+    );
+    for r in [a, b, c] {
+        r.stop().await;
+    }
+    sql(
+        &url,
+        "INSERT INTO schema_migrations (version, name) VALUES (99, 'from a newer idpool')",
+    );
+    let mut config = common::base_config(&tempfile::tempdir().unwrap());
+    config.database.url = Some(idpool::config::Secret::new(url));
+    config.database.start_timeout_secs = 1;
+    let err = idpool::Server::start(config).await.err().expect("refused");
+    assert!(err.to_string().contains("newer than this idpool"), "{err}");
+}
