@@ -1,15 +1,14 @@
-//! GetCredentialsForIdentity (the enhanced flow) and UnlinkIdentity: the same identity and
-//! login checks as GetOpenIdToken, then a role chosen per the pool's roles and role mappings,
-//! then credentials from the configured source (docs/behaviour.md §5, §6.13, §6.14).
+//! GetCredentialsForIdentity (the enhanced flow): the same identity and login checks as
+//! GetOpenIdToken, then a role chosen per the pool's roles and role mappings, then credentials
+//! from the configured source (docs/behaviour.md §5, §6.13).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::access::{self, Links};
-use super::linking::{self, usable_identity, LOGINS_DONT_MATCH};
 use super::openid::{amr, claims, OPENID_TOKEN_TTL};
 use super::roles;
 use crate::config::CredentialsSource;
@@ -231,48 +230,6 @@ fn parse_sts(xml: &str) -> Option<Credentials> {
         session_token: xml_text(creds, "SessionToken")?,
         expiration: (when.unix_timestamp_nanos() / 1_000_000) as i64,
     })
-}
-
-#[derive(Deserialize)]
-pub struct UnlinkInput {
-    #[serde(rename = "IdentityId")]
-    identity_id: String,
-    #[serde(rename = "Logins")]
-    logins: BTreeMap<String, String>,
-    #[serde(rename = "LoginsToRemove")]
-    remove: Vec<String>,
-}
-
-/// UnlinkIdentity: the caller proves ownership with a login of the identity, then the named
-/// providers' logins are removed. Removing the last login leaves an identity no one can reach,
-/// as on AWS: it is disabled.
-pub async fn unlink_identity(app: &App, input: UnlinkInput) -> Result<Value, ApiError> {
-    let (pool, identity, presented) =
-        access::present(app, &input.identity_id, Some(input.logins)).await?;
-    if let Some(dev) = &pool.settings.developer_provider_name {
-        if input.remove.iter().any(|p| p == dev) {
-            return Err(ApiError::InvalidParameter(
-                "Developer user identifiers are removed with UnlinkDeveloperIdentity.".to_string(),
-            ));
-        }
-    }
-    let id = identity.id;
-    app.store
-        .write(move |tx| {
-            usable_identity(tx, &id)?;
-            if !presented.cognito_authenticated()
-                && !linking::owns_any(tx, &pool.id, &id, &presented.logins)?
-            {
-                return Err(ApiError::NotAuthorized(LOGINS_DONT_MATCH.to_string()));
-            }
-            // Each provider once, however often it is named (at most 20: the validator).
-            for provider in input.remove.iter().collect::<BTreeSet<_>>() {
-                tx.unlink(&id, provider)?;
-            }
-            linking::disable_if_unreachable(tx, &id, times::now())?;
-            Ok(json!({}))
-        })
-        .await
 }
 
 #[cfg(test)]

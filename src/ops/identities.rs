@@ -1,13 +1,16 @@
 //! Identities: GetId (with persistent, implicit login linking), DescribeIdentity, ListIdentities,
-//! DeleteIdentities.
+//! UnlinkIdentity, DeleteIdentities.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::linking::{self, require_pool, UNAUTH_NOT_SUPPORTED};
+use super::access;
+use super::linking::{
+    self, require_pool, usable_identity, LOGINS_DONT_MATCH, UNAUTH_NOT_SUPPORTED,
+};
 use super::logins::{self, Login};
 use super::pools::owned_pool;
 use super::{new_id, Caller};
@@ -230,6 +233,48 @@ pub async fn list(app: &App, caller: &Caller, input: ListInput) -> Result<Value,
         Value::Array(rows.iter().map(description).collect()),
     );
     Ok(Value::Object(out))
+}
+
+#[derive(Deserialize)]
+pub struct UnlinkInput {
+    #[serde(rename = "IdentityId")]
+    identity_id: String,
+    #[serde(rename = "Logins")]
+    logins: BTreeMap<String, String>,
+    #[serde(rename = "LoginsToRemove")]
+    remove: Vec<String>,
+}
+
+/// UnlinkIdentity: the caller proves ownership with a login of the identity, then the named
+/// providers' logins are removed. Removing the last login leaves an identity no one can reach,
+/// as on AWS: it is disabled.
+pub async fn unlink_identity(app: &App, input: UnlinkInput) -> Result<Value, ApiError> {
+    let (pool, identity, presented) =
+        access::present(app, &input.identity_id, Some(input.logins)).await?;
+    if let Some(dev) = &pool.settings.developer_provider_name {
+        if input.remove.iter().any(|p| p == dev) {
+            return Err(ApiError::InvalidParameter(
+                "Developer user identifiers are removed with UnlinkDeveloperIdentity.".to_string(),
+            ));
+        }
+    }
+    let id = identity.id;
+    app.store
+        .write(move |tx| {
+            usable_identity(tx, &id)?;
+            if !presented.cognito_authenticated()
+                && !linking::owns_any(tx, &pool.id, &id, &presented.logins)?
+            {
+                return Err(ApiError::NotAuthorized(LOGINS_DONT_MATCH.to_string()));
+            }
+            // Each provider once, however often it is named (at most 20: the validator).
+            for provider in input.remove.iter().collect::<BTreeSet<_>>() {
+                tx.unlink(&id, provider)?;
+            }
+            linking::disable_if_unreachable(tx, &id, times::now())?;
+            Ok(json!({}))
+        })
+        .await
 }
 
 #[derive(Deserialize)]

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod credentials;
 pub mod cursor;
+pub mod developer;
 pub mod identities;
 pub mod linking;
 pub mod logins;
@@ -83,18 +84,18 @@ pub async fn dispatch(
         Operation::GetCredentialsForIdentity => {
             credentials::get_credentials_for_identity(app, decode(input)?).await
         }
-        Operation::UnlinkIdentity => credentials::unlink_identity(app, decode(input)?).await,
+        Operation::UnlinkIdentity => identities::unlink_identity(app, decode(input)?).await,
         Operation::GetOpenIdTokenForDeveloperIdentity => {
-            openid::get_open_id_token_for_developer_identity(app, caller, decode(input)?).await
+            developer::get_open_id_token_for_developer_identity(app, caller, decode(input)?).await
         }
         Operation::LookupDeveloperIdentity => {
-            openid::lookup_developer_identity(app, caller, decode(input)?).await
+            developer::lookup_developer_identity(app, caller, decode(input)?).await
         }
         Operation::MergeDeveloperIdentities => {
-            openid::merge_developer_identities(app, caller, decode(input)?).await
+            developer::merge_developer_identities(app, caller, decode(input)?).await
         }
         Operation::UnlinkDeveloperIdentity => {
-            openid::unlink_developer_identity(app, caller, decode(input)?).await
+            developer::unlink_developer_identity(app, caller, decode(input)?).await
         }
     }
 }
