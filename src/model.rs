@@ -49,6 +49,62 @@ impl Pool {
     }
 }
 
+/// The host an IAM OIDC provider ARN names: `arn:aws:iam::123:oidc-provider/<host>` → `<host>`.
+pub fn oidc_provider_host(arn: &str) -> Option<&str> {
+    crate::arn::Arn::parse(arn)?.iam_resource("oidc-provider/")
+}
+
+/// Whether a provider name is a Cognito user pool's (`cognito-idp.<region>.amazonaws.com/<id>`).
+pub fn names_user_pool(provider: &str) -> bool {
+    provider.starts_with("cognito-idp.")
+}
+
+/// What kind of provider a pool knows a login key as. The one place that tells them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind<'p> {
+    /// A Cognito user pool: a CognitoIdentityProviders entry (or a `cognito-idp.` key).
+    UserPool,
+    /// An OpenID Connect provider, by the host of its IAM OIDC provider ARN.
+    Oidc { arn: &'p str },
+    /// A SAML provider, by its IAM SAML provider ARN.
+    Saml,
+    /// A SupportedLoginProviders key (Google, Facebook, Amazon, Apple, Twitter, Digits, …).
+    Supported,
+}
+
+impl<'p> ProviderKind<'p> {
+    /// How `pool` knows `provider`, or `None` when it does not accept it at all.
+    pub fn of(pool: &'p Pool, provider: &str) -> Option<ProviderKind<'p>> {
+        let s = &pool.settings;
+        if s.cognito_identity_providers
+            .iter()
+            .any(|p| p.provider_name == provider)
+        {
+            return Some(ProviderKind::UserPool);
+        }
+        if let Some(arn) = s
+            .openid_connect_provider_arns
+            .iter()
+            .find(|a| oidc_provider_host(a) == Some(provider))
+        {
+            return Some(ProviderKind::Oidc { arn });
+        }
+        if s.saml_provider_arns.iter().any(|a| a == provider) {
+            return Some(ProviderKind::Saml);
+        }
+        if s.supported_login_providers.contains_key(provider) {
+            return Some(if names_user_pool(provider) {
+                ProviderKind::UserPool
+            } else if provider.starts_with("arn:") {
+                ProviderKind::Saml
+            } else {
+                ProviderKind::Supported
+            });
+        }
+        None
+    }
+}
+
 /// A pool in ListIdentityPools.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolSummary {

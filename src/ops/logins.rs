@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::pools::oidc_provider_host;
-use crate::model::Pool;
+use crate::model::{Pool, ProviderKind};
 use crate::protocol::ApiError;
 use crate::App;
 
@@ -25,15 +24,7 @@ pub struct Login {
 /// Whether a pool accepts logins of this provider: a SupportedLoginProviders key, a
 /// CognitoIdentityProviders name, an OpenID Connect provider ARN's host or a SAML provider ARN.
 pub fn provider_configured(pool: &Pool, key: &str) -> bool {
-    let s = &pool.settings;
-    s.supported_login_providers.contains_key(key)
-        || s.cognito_identity_providers
-            .iter()
-            .any(|p| p.provider_name == key)
-        || s.openid_connect_provider_arns
-            .iter()
-            .any(|a| oidc_provider_host(a) == Some(key))
-        || s.saml_provider_arns.iter().any(|a| a == key)
+    ProviderKind::of(pool, key).is_some()
 }
 
 fn has_public_providers(pool: &Pool) -> bool {

@@ -7,9 +7,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::access::{self, Links, Presented};
-use super::pools::oidc_provider_host;
 use super::roles;
-use crate::model::Pool;
+use crate::model::{Pool, ProviderKind};
 use crate::protocol::ApiError;
 use crate::App;
 
@@ -84,21 +83,12 @@ fn finish_amr(mut out: Vec<Value>) -> Vec<Value> {
 
 /// The third `amr` element for a login, as AWS writes it per kind of provider.
 fn reference(pool: &Pool, provider: &str, subject: &str) -> String {
-    if provider.starts_with("cognito-idp.") {
-        return format!("{provider}:CognitoSignIn:{subject}");
+    match ProviderKind::of(pool, provider) {
+        Some(ProviderKind::UserPool) => format!("{provider}:CognitoSignIn:{subject}"),
+        Some(ProviderKind::Oidc { arn }) => format!("{arn}:OIDC:{subject}"),
+        Some(ProviderKind::Saml) => format!("{provider}:SAML:{subject}"),
+        Some(ProviderKind::Supported) | None => format!("{provider}:{subject}"),
     }
-    if let Some(arn) = pool
-        .settings
-        .openid_connect_provider_arns
-        .iter()
-        .find(|a| oidc_provider_host(a) == Some(provider))
-    {
-        return format!("{arn}:OIDC:{subject}");
-    }
-    if provider.starts_with("arn:") {
-        return format!("{provider}:SAML:{subject}");
-    }
-    format!("{provider}:{subject}")
 }
 
 /// The claims of a token for `identity_id`: sub, aud, amr, the pool ARN, and principal tags.

@@ -68,10 +68,7 @@ pub struct ListInput {
     next_token: Option<String>,
 }
 
-/// The host an IAM OIDC provider ARN names: `arn:aws:iam::123:oidc-provider/<host>` → `<host>`.
-pub fn oidc_provider_host(arn: &str) -> Option<&str> {
-    iam_resource(arn, "oidc-provider/")
-}
+pub use crate::model::oidc_provider_host;
 
 fn iam_resource<'a>(arn: &'a str, kind: &str) -> Option<&'a str> {
     Arn::parse(arn)?.iam_resource(kind)

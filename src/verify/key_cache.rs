@@ -43,7 +43,7 @@ impl Source {
                 Source::Url(j.to_string())
             }
             Some(j) => Source::File(PathBuf::from(j.strip_prefix("file://").unwrap_or(j))),
-            None if provider.starts_with("cognito-idp.") => {
+            None if crate::model::names_user_pool(provider) => {
                 Source::Url(format!("https://{provider}/.well-known/jwks.json"))
             }
             None => Source::Discovery(format!(

@@ -8,7 +8,7 @@ use super::{
     AmbiguousRoleResolution, MappingRule, MappingType, MatchType, PoolRoles, RoleMapping,
     INVALID_CONFIGURATION,
 };
-use crate::model::Pool;
+use crate::model::{Pool, ProviderKind};
 use crate::ops::logins::Login;
 use crate::protocol::ApiError;
 use crate::App;
@@ -96,12 +96,8 @@ pub fn choose_role(
 
 /// Whether a provider is a Cognito user pool, whose mapping key carries the token's `aud`.
 pub(super) fn is_user_pool(pool: &Pool, provider: &str) -> bool {
-    provider.starts_with("cognito-idp.")
-        || pool
-            .settings
-            .cognito_identity_providers
-            .iter()
-            .any(|p| p.provider_name == provider)
+    crate::model::names_user_pool(provider)
+        || ProviderKind::of(pool, provider) == Some(ProviderKind::UserPool)
 }
 
 /// The RoleMapping that applies to a login, and its mapping key.

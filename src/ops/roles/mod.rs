@@ -17,10 +17,10 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::logins::provider_configured;
-use super::pools::{oidc_provider_host, owned_pool, owned_pool_in};
+use super::pools::{owned_pool, owned_pool_in};
 use super::{decode, Caller};
 use crate::arn::Arn;
-use crate::model::Pool;
+use crate::model::{Pool, ProviderKind};
 use crate::protocol::ApiError;
 use crate::times;
 use crate::App;
@@ -113,11 +113,12 @@ pub fn mapping_key_configured(pool: &Pool, key: &str) -> bool {
         p.client_id
             .as_deref()
             .is_some_and(|client| key == format!("{}:{client}", p.provider_name))
-    }) || s.supported_login_providers.contains_key(key)
-        || s.openid_connect_provider_arns
+    }) || (ProviderKind::of(pool, key).is_some()
+        // A user pool is mapped by `<ProviderName>:<ClientId>`, never by its name alone.
+        && !s
+            .cognito_identity_providers
             .iter()
-            .any(|a| oidc_provider_host(a) == Some(key))
-        || s.saml_provider_arns.iter().any(|a| a == key)
+            .any(|p| p.provider_name == key))
 }
 
 /// Everything SetIdentityPoolRoles checks beyond the model, in a fixed order: role ARNs, then
