@@ -5,6 +5,7 @@
 //! - `health`: `GET /health` (alive) and `GET /ready` (the database reads and writes, keys loaded).
 //! - `seed`: declared pools with fixed ids, applied at start-up.
 //! - `server`: the accept loop (hyper HTTP/1.1, connection limit, graceful drain).
+//! - `connection`: one connection's phases and limits (slow and idle clients), shared with `service`.
 //! - `service`: one request end to end, and the one place errors become wire responses.
 //! - `protocol`: awsJson 1.1 — operation routing, the error type, model-driven validation.
 //! - `arn`: parsing Amazon Resource Names.
@@ -26,6 +27,7 @@
 pub mod arn;
 pub mod auth;
 pub mod config;
+pub mod connection;
 pub mod health;
 pub mod http_client;
 pub mod metrics;

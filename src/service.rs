@@ -12,8 +12,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::Value;
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::connection::ConnState;
 use crate::protocol::{ApiError, Operation};
-use crate::server::ConnState;
 use crate::App;
 
 /// The largest request body accepted: ten 50,000-character tokens with room to spare.
