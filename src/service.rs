@@ -302,13 +302,14 @@ fn well_known(app: &App, req: &http::request::Parts) -> Option<Response<Full<Byt
     Some(r)
 }
 
-/// The detail of a failed request, beside its access line (which names the outcome): a 5xx
-/// at error, a refusal's message at debug (`RUST_LOG=idpool=debug`), so hostile traffic does
-/// not fill the log with one long line per refusal.
+/// The detail of a failed request, beside its access line (which names the outcome). A 5xx
+/// was logged once, with its cause, where it arose (`ApiError::internal`, the store); here it
+/// is only named at debug, as a refusal's message is (`RUST_LOG=idpool=debug`), so hostile
+/// traffic does not fill the log with one long line per refusal.
 fn log_error(op: Option<Operation>, e: &ApiError, request_id: &str) {
     let op = op.map(Operation::name).unwrap_or("-");
     if e.status() >= 500 {
-        tracing::error!(op, request_id, error = e.type_name(), "request failed");
+        tracing::debug!(op, request_id, error = e.type_name(), "request failed");
     } else {
         tracing::debug!(
             op,
@@ -476,10 +477,8 @@ async fn run(
     };
     app.validator.validate(op, &input)?;
     let out = crate::ops::dispatch(app, op, &caller, input).await?;
-    serde_json::to_vec(&out).map_err(|e| {
-        tracing::error!(error = %e, "could not encode a response");
-        ApiError::InternalError.into()
-    })
+    serde_json::to_vec(&out)
+        .map_err(|e| ApiError::internal(format!("could not encode a response: {e}")).into())
 }
 
 fn ok(body: Vec<u8>) -> Response<Full<Bytes>> {

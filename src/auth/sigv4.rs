@@ -825,8 +825,8 @@ fn hex(bytes: &[u8]) -> String {
 
 fn hmac(key: &[u8], data: &[u8]) -> Result<HmacSha256, ApiError> {
     // HMAC accepts keys of any length; the error arm is unreachable but must not panic.
-    let mut mac =
-        <HmacSha256 as KeyInit>::new_from_slice(key).map_err(|_| ApiError::InternalError)?;
+    let mut mac = <HmacSha256 as KeyInit>::new_from_slice(key)
+        .map_err(|e| ApiError::internal(format!("HMAC key: {e}")))?;
     mac.update(data);
     Ok(mac)
 }

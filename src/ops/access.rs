@@ -245,7 +245,8 @@ pub async fn settle_identity(
     let p = p.clone();
     app.store
         .write(move |tx| {
-            let id = settle(tx, &pool, &identity_id, &p, false)?.ok_or(ApiError::InternalError)?;
+            let id = settle(tx, &pool, &identity_id, &p, false)?
+                .ok_or_else(|| ApiError::internal("a settling write asked for another write"))?;
             settled(tx, id, &p)
         })
         .await

@@ -110,7 +110,7 @@ pub async fn get_open_id_token_for_developer_identity(
                     }
                 };
                 access::settle(tx, &pool, &target, &presented, false)?
-                    .ok_or(ApiError::InternalError)
+                    .ok_or_else(|| ApiError::internal("settling a vouched identity needed a second write"))
             })
             .await?
     };
@@ -189,7 +189,11 @@ pub async fn lookup_developer_identity(
                 }
                 (Some(i), _) => identity_in_pool(tx, i, &pool.id)?.id,
                 (None, Some(u)) => u,
-                (None, None) => return Err(ApiError::InternalError),
+                (None, None) => {
+                    return Err(ApiError::internal(
+                        "a lookup with neither identity nor developer user",
+                    ))
+                }
             };
             let scope = format!("developer|{id}");
             let after = match &input.next_token {

@@ -213,7 +213,9 @@ pub async fn create(app: &App, caller: &Caller, input: PoolInput) -> Result<Valu
             check_pool_count(tx, &account)?;
             tx.insert_pool(&id, &account, &settings, times::now())?;
             tx.set_tags(&id, &tags)?;
-            let pool = tx.pool(&id)?.ok_or(ApiError::InternalError)?;
+            let pool = tx
+                .pool(&id)?
+                .ok_or_else(|| ApiError::internal("a pool just written is not there"))?;
             Ok(pool_json(&pool, &tags))
         })
         .await
@@ -337,7 +339,9 @@ pub async fn update(app: &App, caller: &Caller, input: PoolInput) -> Result<Valu
                 }
                 None => tx.tags(&id)?,
             };
-            let pool = tx.pool(&id)?.ok_or(ApiError::InternalError)?;
+            let pool = tx
+                .pool(&id)?
+                .ok_or_else(|| ApiError::internal("a pool just written is not there"))?;
             Ok(pool_json(&pool, &tags))
         })
         .await

@@ -126,6 +126,13 @@ impl ApiError {
         out
     }
 
+    /// InternalErrorException, its cause logged once, here, in the request's span (which
+    /// carries the request id); the client gets the fixed message and none of the cause.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(cause = %cause, "internal error");
+        ApiError::InternalError
+    }
+
     /// `IdentityPool '<id>' not found.`
     pub fn pool_not_found(id: &str) -> Self {
         ApiError::ResourceNotFound(format!("IdentityPool '{id}' not found."))

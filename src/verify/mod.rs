@@ -187,7 +187,10 @@ impl Verifier {
                 endpoint,
                 audiences,
             } => {
-                let http = self.http.as_ref().ok_or(ApiError::InternalError)?;
+                let http = self
+                    .http
+                    .as_ref()
+                    .ok_or_else(|| ApiError::internal("introspection without an HTTP client"))?;
                 let claims = endpoint
                     .introspect(http, token)
                     .await

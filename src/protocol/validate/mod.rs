@@ -41,7 +41,10 @@ impl Validator {
     /// else every constraint violation in one `Validation` error, else `Ok`.
     pub fn validate(&self, op: Operation, input: &Value) -> Result<(), ApiError> {
         let Some(&root) = self.inputs.get(op as usize) else {
-            return Err(ApiError::InternalError);
+            return Err(ApiError::internal(format!(
+                "no input shape for {}",
+                op.name()
+            )));
         };
         let mut items = Vec::new();
         self.walk(root, input, &Path::root(), &mut items)?;

@@ -23,7 +23,9 @@ fn to_i64(n: usize) -> i64 {
 
 impl Validator {
     fn shape(&self, idx: usize) -> Result<&Shape, ApiError> {
-        self.shapes.get(idx).ok_or(ApiError::InternalError)
+        self.shapes
+            .get(idx)
+            .ok_or_else(|| ApiError::internal(format!("no shape {idx} in the compiled model")))
     }
 
     /// Type-checks `v` (never null) against shape `idx` and pushes its violations.
