@@ -125,15 +125,15 @@ async fn a_seed_naming_another_accounts_pool_or_breaking_a_rule_stops_the_start(
     taken = taken.replacen("[[pool]]\n", "[[pool]]\naccount = \"222222222222\"\n", 1);
     let other = dir.path().join("other.toml");
     std::fs::write(&other, taken).unwrap();
-    let db = ts.db_path();
+    let db = ts.config.database.clone();
     let dir2 = ts.stop().await;
     let mut c = base_config(&dir2);
-    c.database.path = db.clone();
+    c.database = db.clone();
     c.seed.file = Some(other.clone());
     start_ok(c).await;
     // …so ours, for the default account, must not take it over.
     let mut c = base_config(&dir2);
-    c.database.path = db.clone();
+    c.database = db.clone();
     c.seed.file = Some(seed.clone());
     let err = start_err(c).await;
     assert!(err.contains("seed.toml") && err.contains(POOL), "{err}");
