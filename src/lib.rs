@@ -39,6 +39,7 @@ pub mod service;
 pub mod store;
 pub mod times;
 pub mod tokens;
+pub mod transfer;
 pub mod verify;
 
 use std::net::SocketAddr;
@@ -126,6 +127,12 @@ impl App {
     fn announce(&self) {
         let c = &self.config;
         tracing::info!(database = %self.store.location(), region = %c.region, "database open");
+        if c.database.url.is_some() && c.tokens.issuer.is_none() {
+            tracing::warn!(
+                issuer = %c.issuer(),
+                "[tokens] issuer is not set: on a shared database every replica must name the same issuer (the address clients use), or tokens one replica signs are refused by the others"
+            );
+        }
         if c.admin.allow_unsigned {
             tracing::warn!(
                 "admin.allow_unsigned = true: admin operations are accepted with any or no signature. Use this only for throwaway test environments."

@@ -56,6 +56,24 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         to: PathBuf,
     },
+    /// Writes every pool, identity, login, developer user and signing key to a new file (JSON
+    /// lines), from either engine, while a server may keep serving: one consistent snapshot.
+    Export {
+        /// The new file to write; an existing file is never overwritten.
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+    },
+    /// Imports a file written by `idpool export` into the configured database (either engine),
+    /// keeping every id and link. Refuses a database that holds pools or identities unless
+    /// `--on-clash skip` (keep what it has, add the rest).
+    Import {
+        /// The export file.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// What to do with rows the database has already: `refuse` (default) or `skip`.
+        #[arg(long, value_name = "WHAT", default_value = "refuse")]
+        on_clash: String,
+    },
     /// Asks a running server whether it is ready (`GET /ready`): prints its answer and exits 0
     /// when ready, 1 otherwise (not ready, not answering). For container and systemd checks.
     Health {
@@ -138,6 +156,12 @@ fn main() -> ExitCode {
     if let Some(Command::Backup { to }) = &cli.command {
         return backup(&config, to);
     }
+    if let Some(Command::Export { to }) = &cli.command {
+        return export(&config, to);
+    }
+    if let Some(Command::Import { from, on_clash }) = &cli.command {
+        return import(&config, from, on_clash);
+    }
     if let Some(Command::Health { url }) = &cli.command {
         let url = url.clone().unwrap_or_else(|| ready_url(config.listen));
         return match tokio::runtime::Builder::new_current_thread()
@@ -169,26 +193,15 @@ fn main() -> ExitCode {
 /// one line naming it. A missing database file is an error, not a new database: a wrong path
 /// must not look like a successful rotation.
 fn rotate_keys(config: &Config) -> ExitCode {
-    let path = &config.database.path;
-    if !path.is_file() {
-        eprintln!(
-            "idpool: no database at {}: check --database or [database] path (the server creates it when it first starts)",
-            path.display()
-        );
-        return ExitCode::from(1);
-    }
-    let db = &config.database;
-    let rotated = idpool::store::Store::open_sqlite(
-        path,
-        db.synchronous,
-        std::time::Duration::from_millis(db.busy_timeout_ms),
-        std::time::Duration::from_secs(db.give_up_after_secs),
-    )
-    .and_then(|store| {
-        let r = idpool::tokens::Tokens::rotate(&store);
-        store.close();
-        r
-    });
+    let store = match open_for_tool(config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("idpool: {e} (the server creates the database when it first starts)");
+            return ExitCode::from(1);
+        }
+    };
+    let rotated = idpool::tokens::Tokens::rotate(&store);
+    store.close();
     match rotated {
         Ok(r) if r.retiring.is_empty() => {
             println!("new signing key {} is current", r.kid);
@@ -256,6 +269,132 @@ fn seed_check(config: &Config, file: &std::path::Path) -> ExitCode {
         Err(e) => {
             eprintln!("idpool: {e}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// Opens the configured database for a command-line tool (migrating it); a SQLite file must
+/// exist already: a typo in a path must not create a stray database.
+fn open_for_tool(config: &Config) -> Result<idpool::store::Store, String> {
+    let db = &config.database;
+    if db.url.is_none() && !db.path.is_file() {
+        return Err(format!(
+            "no database at {}: check --database or [database] path",
+            db.path.display()
+        ));
+    }
+    idpool::store::Store::open_configured(db).map_err(|e| e.to_string())
+}
+
+/// `idpool export --to FILE`: written beside its name, renamed into place once complete.
+fn export(config: &Config, to: &std::path::Path) -> ExitCode {
+    if to.exists() {
+        eprintln!("idpool: {} exists already; choose a new name", to.display());
+        return ExitCode::from(1);
+    }
+    let store = match open_for_tool(config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("idpool: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let part = to.with_extension("part");
+    let outcome = std::fs::File::create(&part)
+        .map_err(|e| e.to_string())
+        .and_then(|f| {
+            let mut w = std::io::BufWriter::new(f);
+            let n = idpool::transfer::export(
+                &store,
+                &mut w,
+                &idpool::transfer::progress_line("exporting"),
+            )
+            .map_err(|e| e.to_string())?;
+            w.into_inner()
+                .map_err(|e| e.to_string())?
+                .sync_all()
+                .map_err(|e| e.to_string())?;
+            std::fs::rename(&part, to).map_err(|e| e.to_string())?;
+            Ok(n)
+        });
+    store.close();
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        eprintln!();
+    }
+    match outcome {
+        Ok(n) => {
+            println!(
+                "exported {} to {}: {} pools, {} identities, {} logins, {} developer users, {} signing keys",
+                store.location(),
+                to.display(),
+                n.pools,
+                n.identities,
+                n.logins,
+                n.developer_users,
+                n.signing_keys
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&part);
+            eprintln!("idpool: export failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `idpool import --from FILE [--on-clash skip]`.
+fn import(config: &Config, from: &std::path::Path, on_clash: &str) -> ExitCode {
+    let on_clash = match on_clash {
+        "refuse" => idpool::transfer::OnClash::Refuse,
+        "skip" => idpool::transfer::OnClash::Skip,
+        other => {
+            eprintln!("idpool: --on-clash {other:?}: use refuse or skip");
+            return ExitCode::from(2);
+        }
+    };
+    let db = &config.database;
+    // Importing creates a SQLite file that does not exist yet: that is what it is for.
+    let store = match idpool::store::Store::open_configured(db) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("idpool: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let path = from.to_path_buf();
+    let reopen = move || -> std::io::Result<Box<dyn std::io::BufRead>> {
+        Ok(Box::new(std::io::BufReader::new(std::fs::File::open(
+            &path,
+        )?)))
+    };
+    let outcome = idpool::transfer::import(
+        &store,
+        &reopen,
+        on_clash,
+        &idpool::transfer::progress_line("importing"),
+    );
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        eprintln!();
+    }
+    let location = store.location();
+    store.close();
+    match outcome {
+        Ok(n) => {
+            println!(
+                "imported {} into {location}: {} pools, {} identities, {} logins, {} developer users, {} signing keys",
+                from.display(),
+                n.pools,
+                n.identities,
+                n.logins,
+                n.developer_users,
+                n.signing_keys
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("idpool: import failed: {e}");
+            ExitCode::from(1)
         }
     }
 }

@@ -185,3 +185,118 @@ pub struct KeysVersion {
     pub max_seq: i64,
     pub max_retire: Option<Millis>,
 }
+
+/// How times are written in an export: UTC text `YYYY-MM-DD HH:MM:SS.SSS`, as SQLite keeps
+/// them.
+mod export_time {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::times::Millis;
+
+    pub fn serialize<S: Serializer>(t: &Millis, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.text())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Millis, D::Error> {
+        let text = String::deserialize(d)?;
+        Millis::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("bad time {text:?}")))
+    }
+
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        use crate::times::Millis;
+
+        pub fn serialize<S: Serializer>(t: &Option<Millis>, s: S) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => s.serialize_some(&t.text()),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Millis>, D::Error> {
+            match Option::<String>::deserialize(d)? {
+                None => Ok(None),
+                Some(text) => Millis::parse(&text)
+                    .map(Some)
+                    .ok_or_else(|| serde::de::Error::custom(format!("bad time {text:?}"))),
+            }
+        }
+    }
+}
+
+/// A pool in an export: its row, with its tags and principal tag maps. Field names are the
+/// tables' column names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolRecord {
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    pub allow_unauthenticated: bool,
+    pub allow_classic_flow: Option<bool>,
+    pub developer_provider_name: Option<String>,
+    pub supported_login_providers: BTreeMap<String, String>,
+    pub openid_connect_provider_arns: Vec<String>,
+    pub cognito_identity_providers: Vec<CognitoProvider>,
+    pub saml_provider_arns: Vec<String>,
+    pub authenticated_role: Option<String>,
+    pub unauthenticated_role: Option<String>,
+    pub role_mappings: BTreeMap<String, RoleMapping>,
+    #[serde(with = "export_time")]
+    pub created_at: Millis,
+    #[serde(with = "export_time")]
+    pub updated_at: Millis,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Principal tag attribute maps, by provider: `use_defaults` and tag → claim.
+    #[serde(default)]
+    pub principal_tag_maps: BTreeMap<String, (bool, BTreeMap<String, String>)>,
+}
+
+/// An identity in an export.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityRecord {
+    pub id: String,
+    pub pool_id: String,
+    #[serde(with = "export_time")]
+    pub created_at: Millis,
+    #[serde(with = "export_time")]
+    pub updated_at: Millis,
+    pub disabled: bool,
+    pub merged_into: Option<String>,
+}
+
+/// A provider login in an export.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginRecord {
+    pub pool_id: String,
+    pub provider: String,
+    pub subject: String,
+    pub identity_id: String,
+    #[serde(with = "export_time")]
+    pub linked_at: Millis,
+}
+
+/// A developer user id in an export.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeveloperUserRecord {
+    pub pool_id: String,
+    pub developer_user_id: String,
+    pub identity_id: String,
+    #[serde(with = "export_time")]
+    pub linked_at: Millis,
+}
+
+/// A token signing key in an export, private half included (base64): an export file is as
+/// secret as the database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub kid: String,
+    pub seq: i64,
+    pub private_key: String,
+    pub public_jwk: String,
+    #[serde(with = "export_time")]
+    pub created_at: Millis,
+    #[serde(with = "export_time::option")]
+    pub retire_after: Option<Millis>,
+}

@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 
 use super::StoreError;
 use crate::model::{
-    DescribedIdentity, Identity, KeysVersion, Pool, PoolRoles, PoolSettings, PoolSummary, Position,
-    PrincipalTagMap, SigningKey,
+    DescribedIdentity, DeveloperUserRecord, Identity, IdentityRecord, KeyRecord, KeysVersion,
+    LoginRecord, Pool, PoolRecord, PoolRoles, PoolSettings, PoolSummary, Position, PrincipalTagMap,
+    SigningKey,
 };
 use crate::times::Millis;
 
@@ -142,6 +143,39 @@ pub trait Tx {
     fn delete_retired_keys(&self, now: Millis) -> R<usize>;
     /// A named server secret (e.g. the key that signs pagination cursors), made at migration.
     fn secret(&self, name: &str) -> R<Option<Vec<u8>>>;
+
+    // --- moving between engines (export and import) ---------------------------------------
+    // Pages are in key order, after the given key ("" or empty strings: from the start).
+
+    /// Up to `limit` pools after id `after`, as rows (without tags and principal tag maps).
+    fn export_pools(&self, after: &str, limit: usize) -> R<Vec<PoolRecord>>;
+    /// Up to `limit` identities after id `after`.
+    fn export_identities(&self, after: &str, limit: usize) -> R<Vec<IdentityRecord>>;
+    /// Up to `limit` logins after (pool, provider, subject) `after`.
+    fn export_logins(&self, after: &(String, String, String), limit: usize) -> R<Vec<LoginRecord>>;
+    /// Up to `limit` developer users after (pool, developer user id) `after`.
+    fn export_developer_users(
+        &self,
+        after: &(String, String),
+        limit: usize,
+    ) -> R<Vec<DeveloperUserRecord>>;
+    /// Every signing key, private halves included.
+    fn export_signing_keys(&self) -> R<Vec<KeyRecord>>;
+    /// How many pools and identities the database holds.
+    fn count_all(&self) -> R<(i64, i64)>;
+    /// Stores a pool row as exported (ids and times kept); with `skip_existing`, one whose id
+    /// exists already is left as it is. Returns whether it was stored.
+    fn import_pool(&self, p: &PoolRecord, skip_existing: bool) -> R<bool>;
+    /// Stores an identity as exported.
+    fn import_identity(&self, i: &IdentityRecord, skip_existing: bool) -> R<bool>;
+    /// Stores a login as exported.
+    fn import_login(&self, l: &LoginRecord, skip_existing: bool) -> R<bool>;
+    /// Stores a developer user as exported.
+    fn import_developer_user(&self, d: &DeveloperUserRecord, skip_existing: bool) -> R<bool>;
+    /// Stores a signing key unless its kid exists; `seq` as given.
+    fn import_signing_key(&self, k: &KeyRecord, private_key: &[u8], seq: i64) -> R<bool>;
+    /// Replaces a named server secret.
+    fn set_secret(&self, name: &str, value: &[u8]) -> R<()>;
 
     // --- bookkeeping ---------------------------------------------------------------------------
 

@@ -97,7 +97,10 @@ impl Manager {
         };
         config.ssl_mode(mode);
         config.connect_timeout(s.connect_timeout);
-        let timeout = format!("-c statement_timeout={}", s.statement_timeout.as_millis());
+        let timeout = format!(
+            "-c statement_timeout={} -c client_min_messages=warning",
+            s.statement_timeout.as_millis()
+        );
         let options = match config.get_options() {
             Some(o) if !o.is_empty() => format!("{o} {timeout}"),
             _ => timeout,

@@ -47,7 +47,9 @@ pub struct Settings {
 
 /// The PostgreSQL engine.
 pub struct Postgres {
-    pool: r2d2::Pool<Manager>,
+    /// Always `Some` until dropped: the pool is dropped on a thread of its own, since closing
+    /// a connection blocks, which an async worker (where the last handle may go) must not.
+    pool: Option<r2d2::Pool<Manager>>,
     cache: Arc<Cache>,
     location: String,
     commits: Arc<AtomicU64>,
@@ -100,7 +102,7 @@ impl Postgres {
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?
         };
         Ok(Postgres {
-            pool,
+            pool: Some(pool),
             cache,
             location,
             commits: Arc::new(AtomicU64::new(0)),
@@ -115,7 +117,8 @@ impl Postgres {
     }
 
     fn conn(&self) -> Result<r2d2::PooledConnection<Manager>, StoreError> {
-        self.pool.get().map_err(StoreError::from)
+        let pool = self.pool.as_ref().ok_or(StoreError::WriterGone)?;
+        pool.get().map_err(StoreError::from)
     }
 
     /// Runs `f` on a read-only snapshot (REPEATABLE READ), on the calling thread (blocking).
@@ -217,6 +220,12 @@ impl Postgres {
 impl Drop for Postgres {
     fn drop(&mut self) {
         self.close();
+        if let Some(pool) = self.pool.take() {
+            let _ = std::thread::Builder::new()
+                .name("idpool-pg-close".into())
+                .spawn(move || drop(pool))
+                .map(|t| t.join());
+        }
     }
 }
 

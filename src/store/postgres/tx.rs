@@ -10,8 +10,9 @@ use postgres::types::{Json, ToSql};
 use postgres::{Row, Statement, Transaction};
 
 use crate::model::{
-    CognitoProvider, DescribedIdentity, Identity, KeysVersion, Pool, PoolRoles, PoolSettings,
-    PoolSummary, Position, PrincipalTagMap, RoleMapping, SigningKey,
+    CognitoProvider, DescribedIdentity, DeveloperUserRecord, Identity, IdentityRecord, KeyRecord,
+    KeysVersion, LoginRecord, Pool, PoolRecord, PoolRoles, PoolSettings, PoolSummary, Position,
+    PrincipalTagMap, RoleMapping, SigningKey,
 };
 use crate::store::tx::{Tx, R};
 use crate::store::StoreError;
@@ -712,6 +713,266 @@ impl Tx for PgTx<'_> {
         self.opt("SELECT value FROM secrets WHERE name = $1", &[&name])?
             .map(|r| get(&r, 0))
             .transpose()
+    }
+
+    fn export_pools(&self, after: &str, n: usize) -> R<Vec<PoolRecord>> {
+        let n = limit(n) - 1;
+        self.rows(
+            "SELECT id, account_id, name, allow_unauthenticated, allow_classic_flow, \
+             developer_provider_name, supported_login_providers, openid_connect_provider_arns, \
+             cognito_identity_providers, saml_provider_arns, authenticated_role, \
+             unauthenticated_role, role_mappings, created_at, updated_at \
+             FROM pools WHERE id COLLATE \"C\" > $1 ORDER BY id COLLATE \"C\" LIMIT $2",
+            &[&after, &n],
+        )?
+        .iter()
+        .map(|r| {
+            let mappings: Option<Json<BTreeMap<String, RoleMapping>>> = get(r, 12)?;
+            Ok(PoolRecord {
+                id: get(r, 0)?,
+                account_id: get(r, 1)?,
+                name: get(r, 2)?,
+                allow_unauthenticated: get(r, 3)?,
+                allow_classic_flow: get(r, 4)?,
+                developer_provider_name: get(r, 5)?,
+                supported_login_providers: get::<Json<BTreeMap<String, String>>>(r, 6)?.0,
+                openid_connect_provider_arns: get::<Json<Vec<String>>>(r, 7)?.0,
+                cognito_identity_providers: get::<Json<Vec<CognitoProvider>>>(r, 8)?.0,
+                saml_provider_arns: get::<Json<Vec<String>>>(r, 9)?.0,
+                authenticated_role: get(r, 10)?,
+                unauthenticated_role: get(r, 11)?,
+                role_mappings: mappings.map(|m| m.0).unwrap_or_default(),
+                created_at: time(r, 13)?,
+                updated_at: time(r, 14)?,
+                tags: BTreeMap::new(),
+                principal_tag_maps: BTreeMap::new(),
+            })
+        })
+        .collect()
+    }
+    fn export_identities(&self, after: &str, n: usize) -> R<Vec<IdentityRecord>> {
+        let n = limit(n) - 1;
+        self.rows(
+            "SELECT id, pool_id, created_at, updated_at, disabled, merged_into FROM identities \
+             WHERE id COLLATE \"C\" > $1 ORDER BY id COLLATE \"C\" LIMIT $2",
+            &[&after, &n],
+        )?
+        .iter()
+        .map(|r| {
+            Ok(IdentityRecord {
+                id: get(r, 0)?,
+                pool_id: get(r, 1)?,
+                created_at: time(r, 2)?,
+                updated_at: time(r, 3)?,
+                disabled: get(r, 4)?,
+                merged_into: get(r, 5)?,
+            })
+        })
+        .collect()
+    }
+    fn export_logins(&self, after: &(String, String, String), n: usize) -> R<Vec<LoginRecord>> {
+        let n = limit(n) - 1;
+        self.rows(
+            "SELECT pool_id, provider, subject, identity_id, linked_at FROM logins \
+             WHERE (pool_id COLLATE \"C\", provider COLLATE \"C\", subject COLLATE \"C\") \
+             > ($1, $2, $3) ORDER BY pool_id COLLATE \"C\", provider COLLATE \"C\", \
+             subject COLLATE \"C\" LIMIT $4",
+            &[&after.0, &after.1, &after.2, &n],
+        )?
+        .iter()
+        .map(|r| {
+            Ok(LoginRecord {
+                pool_id: get(r, 0)?,
+                provider: get(r, 1)?,
+                subject: get(r, 2)?,
+                identity_id: get(r, 3)?,
+                linked_at: time(r, 4)?,
+            })
+        })
+        .collect()
+    }
+    fn export_developer_users(
+        &self,
+        after: &(String, String),
+        n: usize,
+    ) -> R<Vec<DeveloperUserRecord>> {
+        let n = limit(n) - 1;
+        self.rows(
+            "SELECT pool_id, developer_user_id, identity_id, linked_at FROM developer_users \
+             WHERE (pool_id COLLATE \"C\", developer_user_id COLLATE \"C\") > ($1, $2) \
+             ORDER BY pool_id COLLATE \"C\", developer_user_id COLLATE \"C\" LIMIT $3",
+            &[&after.0, &after.1, &n],
+        )?
+        .iter()
+        .map(|r| {
+            Ok(DeveloperUserRecord {
+                pool_id: get(r, 0)?,
+                developer_user_id: get(r, 1)?,
+                identity_id: get(r, 2)?,
+                linked_at: time(r, 3)?,
+            })
+        })
+        .collect()
+    }
+    fn export_signing_keys(&self) -> R<Vec<KeyRecord>> {
+        use base64::Engine;
+        self.rows(
+            "SELECT kid, seq, private_key, public_jwk, created_at, retire_after \
+             FROM signing_keys ORDER BY seq",
+            &[],
+        )?
+        .iter()
+        .map(|r| {
+            Ok(KeyRecord {
+                kid: get(r, 0)?,
+                seq: get(r, 1)?,
+                private_key: base64::engine::general_purpose::STANDARD
+                    .encode(get::<Vec<u8>>(r, 2)?),
+                public_jwk: get(r, 3)?,
+                created_at: time(r, 4)?,
+                retire_after: opt_time(r, 5)?,
+            })
+        })
+        .collect()
+    }
+    fn count_all(&self) -> R<(i64, i64)> {
+        let r = self.one(
+            "SELECT (SELECT count(*) FROM pools), (SELECT count(*) FROM identities)",
+            &[],
+        )?;
+        Ok((get(&r, 0)?, get(&r, 1)?))
+    }
+    fn import_pool(&self, p: &PoolRecord, skip: bool) -> R<bool> {
+        let mappings = (!p.role_mappings.is_empty()).then_some(Json(&p.role_mappings));
+        let params: [P; 15] = [
+            &p.id,
+            &p.account_id,
+            &p.name,
+            &p.allow_unauthenticated,
+            &p.allow_classic_flow,
+            &p.developer_provider_name,
+            &Json(&p.supported_login_providers),
+            &Json(&p.openid_connect_provider_arns),
+            &Json(&p.cognito_identity_providers),
+            &Json(&p.saml_provider_arns),
+            &p.authenticated_role,
+            &p.unauthenticated_role,
+            &mappings,
+            &ts(p.created_at),
+            &ts(p.updated_at),
+        ];
+        let n = if skip {
+            self.exec(
+                "INSERT INTO pools (id, account_id, name, allow_unauthenticated, \
+                 allow_classic_flow, developer_provider_name, supported_login_providers, \
+                 openid_connect_provider_arns, cognito_identity_providers, saml_provider_arns, \
+                 authenticated_role, unauthenticated_role, role_mappings, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+                 ON CONFLICT DO NOTHING",
+                &params,
+            )?
+        } else {
+            self.exec(
+                "INSERT INTO pools (id, account_id, name, allow_unauthenticated, \
+                 allow_classic_flow, developer_provider_name, supported_login_providers, \
+                 openid_connect_provider_arns, cognito_identity_providers, saml_provider_arns, \
+                 authenticated_role, unauthenticated_role, role_mappings, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                &params,
+            )?
+        };
+        self.stale(Ok(n > 0))
+    }
+    fn import_identity(&self, i: &IdentityRecord, skip: bool) -> R<bool> {
+        let params: [P; 6] = [
+            &i.id,
+            &i.pool_id,
+            &ts(i.created_at),
+            &ts(i.updated_at),
+            &i.disabled,
+            &i.merged_into,
+        ];
+        let n = if skip {
+            self.exec(
+                "INSERT INTO identities (id, pool_id, created_at, updated_at, disabled, \
+                 merged_into) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                &params,
+            )?
+        } else {
+            self.exec(
+                "INSERT INTO identities (id, pool_id, created_at, updated_at, disabled, \
+                 merged_into) VALUES ($1, $2, $3, $4, $5, $6)",
+                &params,
+            )?
+        };
+        self.stale(Ok(n > 0))
+    }
+    fn import_login(&self, l: &LoginRecord, skip: bool) -> R<bool> {
+        let params: [P; 5] = [
+            &l.pool_id,
+            &l.provider,
+            &l.subject,
+            &l.identity_id,
+            &ts(l.linked_at),
+        ];
+        let n = if skip {
+            self.exec(
+                "INSERT INTO logins (pool_id, provider, subject, identity_id, linked_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                &params,
+            )?
+        } else {
+            self.exec(
+                "INSERT INTO logins (pool_id, provider, subject, identity_id, linked_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+                &params,
+            )?
+        };
+        self.stale(Ok(n > 0))
+    }
+    fn import_developer_user(&self, d: &DeveloperUserRecord, skip: bool) -> R<bool> {
+        let params: [P; 4] = [
+            &d.pool_id,
+            &d.developer_user_id,
+            &d.identity_id,
+            &ts(d.linked_at),
+        ];
+        let n = if skip {
+            self.exec(
+                "INSERT INTO developer_users (pool_id, developer_user_id, identity_id, \
+                 linked_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                &params,
+            )?
+        } else {
+            self.exec(
+                "INSERT INTO developer_users (pool_id, developer_user_id, identity_id, \
+                 linked_at) VALUES ($1, $2, $3, $4)",
+                &params,
+            )?
+        };
+        Ok(n > 0)
+    }
+    fn import_signing_key(&self, k: &KeyRecord, der: &[u8], seq: i64) -> R<bool> {
+        Ok(self.exec(
+            "INSERT INTO signing_keys (kid, seq, private_key, public_jwk, created_at, \
+             retire_after) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (kid) DO NOTHING",
+            &[
+                &k.kid,
+                &seq,
+                &der,
+                &k.public_jwk,
+                &ts(k.created_at),
+                &k.retire_after.map(ts),
+            ],
+        )? > 0)
+    }
+    fn set_secret(&self, name: &str, value: &[u8]) -> R<()> {
+        self.exec(
+            "INSERT INTO secrets (name, value) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            &[&name, &value],
+        )
+        .map(|_| ())
     }
 
     fn changes_mappings(&self) -> bool {

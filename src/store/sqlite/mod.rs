@@ -10,6 +10,7 @@ mod keys;
 pub mod migrate;
 mod pools;
 mod settings;
+mod transfer;
 mod tx;
 
 use std::panic::AssertUnwindSafe;
@@ -210,13 +211,20 @@ impl Sqlite {
         &self.path
     }
 
-    /// Runs `f` on a read-only connection, on the calling thread (blocking).
+    /// Runs `f` on a read-only connection, in one read transaction (a snapshot), on the calling
+    /// thread (blocking).
     pub fn read<T, E>(&self, f: impl FnOnce(&dyn Tx) -> Result<T, E>) -> Result<T, E>
     where
         E: From<StoreError>,
     {
         let conn = self.readers.get().map_err(StoreError::from)?;
-        f(&SqliteTx::new(&conn))
+        // One snapshot for all of `f`'s statements.
+        exec(&conn, "BEGIN").map_err(StoreError::from)?;
+        let out = f(&SqliteTx::new(&conn));
+        if exec(&conn, "COMMIT").is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        out
     }
 
     /// Runs `f` inside the writer's next transaction, in a savepoint of its own, and returns

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 
 use rusqlite::Connection;
 
-use super::{identities, keys, pools, settings};
+use super::{identities, keys, pools, settings, transfer};
 use crate::model::{
-    DescribedIdentity, Identity, KeysVersion, Pool, PoolRoles, PoolSettings, PoolSummary, Position,
-    PrincipalTagMap, SigningKey,
+    DescribedIdentity, DeveloperUserRecord, Identity, IdentityRecord, KeyRecord, KeysVersion,
+    LoginRecord, Pool, PoolRecord, PoolRoles, PoolSettings, PoolSummary, Position, PrincipalTagMap,
+    SigningKey,
 };
 use crate::store::tx::{Tx, R};
 use crate::times::Millis;
@@ -192,6 +193,47 @@ impl Tx for SqliteTx<'_> {
     }
     fn secret(&self, name: &str) -> R<Option<Vec<u8>>> {
         keys::secret(self.c, name)
+    }
+
+    fn export_pools(&self, after: &str, limit: usize) -> R<Vec<PoolRecord>> {
+        transfer::pools(self.c, after, limit)
+    }
+    fn export_identities(&self, after: &str, limit: usize) -> R<Vec<IdentityRecord>> {
+        transfer::identities(self.c, after, limit)
+    }
+    fn export_logins(&self, after: &(String, String, String), limit: usize) -> R<Vec<LoginRecord>> {
+        transfer::logins(self.c, after, limit)
+    }
+    fn export_developer_users(
+        &self,
+        after: &(String, String),
+        limit: usize,
+    ) -> R<Vec<DeveloperUserRecord>> {
+        transfer::developer_users(self.c, after, limit)
+    }
+    fn export_signing_keys(&self) -> R<Vec<KeyRecord>> {
+        transfer::signing_keys(self.c)
+    }
+    fn count_all(&self) -> R<(i64, i64)> {
+        transfer::count_all(self.c)
+    }
+    fn import_pool(&self, p: &PoolRecord, skip_existing: bool) -> R<bool> {
+        self.stale(transfer::import_pool(self.c, p, skip_existing))
+    }
+    fn import_identity(&self, i: &IdentityRecord, skip_existing: bool) -> R<bool> {
+        self.stale(transfer::import_identity(self.c, i, skip_existing))
+    }
+    fn import_login(&self, l: &LoginRecord, skip_existing: bool) -> R<bool> {
+        self.stale(transfer::import_login(self.c, l, skip_existing))
+    }
+    fn import_developer_user(&self, d: &DeveloperUserRecord, skip_existing: bool) -> R<bool> {
+        transfer::import_developer_user(self.c, d, skip_existing)
+    }
+    fn import_signing_key(&self, k: &KeyRecord, private_key: &[u8], seq: i64) -> R<bool> {
+        transfer::import_signing_key(self.c, k, private_key, seq)
+    }
+    fn set_secret(&self, name: &str, value: &[u8]) -> R<()> {
+        transfer::set_secret(self.c, name, value)
     }
 
     fn changes_mappings(&self) -> bool {

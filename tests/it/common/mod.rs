@@ -331,3 +331,25 @@ pub async fn pool_with_roles(client: &Client, name: &str) -> String {
     set_roles(client, &pool).await;
     pool
 }
+
+/// The PostgreSQL server the suite may use (`IDPOOL_TEST_DATABASE_URL`), if any.
+pub fn test_database_url() -> Option<String> {
+    std::env::var("IDPOOL_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// A new, empty schema on `url`, and the url that makes connections use it.
+pub fn fresh_schema_url(url: &str) -> String {
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    // The blocking client runs its own runtime: off the test's async thread.
+    let (u, s) = (url.to_string(), schema.clone());
+    std::thread::spawn(move || {
+        let mut c = postgres::Client::connect(&u, postgres::NoTls).unwrap();
+        c.batch_execute(&format!("CREATE SCHEMA {s}")).unwrap();
+    })
+    .join()
+    .unwrap();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options=-c%20search_path%3D{schema}")
+}
