@@ -63,7 +63,7 @@ pub fn base_config(dir: &tempfile::TempDir) -> Config {
     };
     c.providers.default = DefaultVerify::Trust;
     c.database.path = dir.path().join("idpool.db");
-    c.database.url = test_database_url().map(|url| Secret::new(fresh_schema(&url)));
+    c.database.url = test_database_url().map(|url| Secret::new(fresh_schema_url(&url)));
     c.admin.keys = vec![
         AdminKey {
             access_key_id: AKID.into(),
@@ -100,7 +100,7 @@ pub fn sqlite_only(why: &str) -> bool {
 
 /// Creates an empty schema `t_<uuid>` in the database at `url` and returns the URL whose
 /// connections use it (`options=-c search_path=…`).
-pub fn fresh_schema(url: &str) -> String {
+pub fn fresh_schema_url(url: &str) -> String {
     let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
     let (u, create) = (url.to_string(), format!("CREATE SCHEMA {schema}"));
     db::off_runtime(move || {
@@ -330,26 +330,4 @@ pub async fn pool_with_roles(client: &Client, name: &str) -> String {
         .identity_pool_id;
     set_roles(client, &pool).await;
     pool
-}
-
-/// The PostgreSQL server the suite may use (`IDPOOL_TEST_DATABASE_URL`), if any.
-pub fn test_database_url() -> Option<String> {
-    std::env::var("IDPOOL_TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-}
-
-/// A new, empty schema on `url`, and the url that makes connections use it.
-pub fn fresh_schema_url(url: &str) -> String {
-    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-    // The blocking client runs its own runtime: off the test's async thread.
-    let (u, s) = (url.to_string(), schema.clone());
-    std::thread::spawn(move || {
-        let mut c = postgres::Client::connect(&u, postgres::NoTls).unwrap();
-        c.batch_execute(&format!("CREATE SCHEMA {s}")).unwrap();
-    })
-    .join()
-    .unwrap();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}options=-c%20search_path%3D{schema}")
 }
