@@ -201,3 +201,24 @@ fn idpool_seed_check_validates_without_starting() {
     let said = String::from_utf8_lossy(&no.stderr);
     assert!(said.contains("bad.toml") && said.contains(POOL), "{said}");
 }
+
+/// `idpool seed check` works on a scratch database, whatever database the command line names:
+/// checking a seed never creates its pools where the server will run.
+#[test]
+fn idpool_seed_check_leaves_the_configured_database_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, seed_text("mobile-app")).unwrap();
+    let config = base_config(&dir);
+    let ok = Command::new(env!("CARGO_BIN_EXE_idpool"))
+        .args(database_args(&config))
+        .args(["seed", "check"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(ok.status.code(), Some(0), "{ok:?}");
+    assert!(
+        !db::exists(&config),
+        "seed check opened the configured database"
+    );
+}

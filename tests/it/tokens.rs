@@ -245,12 +245,11 @@ async fn keys_rotate_on_a_stopped_server_keeps_old_tokens_valid() {
     verify_independently(&new_token, &jwks, ISS).unwrap();
 
     // The old key is scheduled for retirement 24 h 5 min out; the new one is not.
-    let (retire, created): (String, String) = db::Reader::open(&server.app().config)
-        .row(
-            "SELECT old.retire_after, new.created_at FROM signing_keys old, signing_keys new
+    let (retire, created): (String, String) = db::Reader::open(&server.app().config).row(
+        "SELECT old.retire_after, new.created_at FROM signing_keys old, signing_keys new
              WHERE old.kid = ?1 AND new.kid = ?2 AND new.retire_after IS NULL",
-            &[&old_kid, &new_kid],
-        );
+        &[&old_kid, &new_kid],
+    );
     let gap = idpool::times::Millis::parse(&retire).unwrap().0
         - idpool::times::Millis::parse(&created).unwrap().0;
     assert!((gap - 86_700_000).abs() < 5_000, "{retire} vs {created}");

@@ -83,10 +83,8 @@ impl Reader {
                 let url = url.clone();
                 off_runtime(move || {
                     let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-                    c.batch_execute(
-                        "SET TimeZone = 'UTC'; SET default_transaction_read_only = on",
-                    )
-                    .unwrap();
+                    c.batch_execute("SET TimeZone = 'UTC'; SET default_transaction_read_only = on")
+                        .unwrap();
                     let mut out = Vec::new();
                     for m in c
                         .simple_query(&sql)
@@ -184,7 +182,9 @@ impl Column for i64 {
         match v.as_deref() {
             Some("t") => 1,
             Some("f") => 0,
-            Some(n) => n.parse().unwrap_or_else(|_| panic!("not an integer: {n:?}")),
+            Some(n) => n
+                .parse()
+                .unwrap_or_else(|_| panic!("not an integer: {n:?}")),
             None => panic!("an integer, not NULL"),
         }
     }
