@@ -80,7 +80,7 @@ async fn a_merge_whose_client_hung_up_leaves_no_stale_getid_answer() {
     // Presenting bob's and alice's logins for bob's identity merges it into alice's: X
     // survives, takes bob's login, and Y is disabled. Another process holds the database's write lock, so the
     // merge waits in the writer; meanwhile its client hangs up, and only then does it commit.
-    let lock = crate::common::db::hold_write_lock(&ts.db_path());
+    let lock = crate::common::db::hold_write_lock(&ts.config);
     let s = send(
         &ts,
         "GetOpenIdToken",

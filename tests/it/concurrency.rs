@@ -132,7 +132,7 @@ async fn guests_racing_to_sign_in_as_one_user_end_on_one_identity() {
     assert_eq!(ts.count("SELECT count(*) FROM logins"), 1);
     assert_eq!(
         ts.count(&format!(
-            "SELECT count(*) FROM identities WHERE disabled = 1 AND merged_into = '{owner}'"
+            "SELECT count(*) FROM identities WHERE disabled AND merged_into = '{owner}'"
         )),
         31
     );

@@ -3,7 +3,6 @@
 //! `trust`, `allow_unsigned`) stop the server from starting on any other address unless
 //! `[security] allow_insecure_public` acknowledges them. The refusal is one line naming the keys.
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -17,17 +16,14 @@ const EXAMPLE: &str = include_str!("../../config.example.toml");
 const DEV_AKID: &str = "AKIDIDPOOLLOCALDEV";
 const DEV_SECRET: &str = "idpool-local-development-secret-do-not-use-in-production";
 
-/// `config.example.toml` with `listen` and the database path replaced.
-fn example(listen: &str, db: &Path) -> String {
+/// `config.example.toml` with `listen` and the database replaced by the test's own.
+fn example(listen: &str, db: &Config) -> String {
     let text = EXAMPLE
         .replace(
             "listen = \"127.0.0.1:4666\"",
             &format!("listen = \"{listen}\""),
         )
-        .replace(
-            "path = \"data/idpool.db\"",
-            &format!("path = {:?}", db.display().to_string()),
-        );
+        .replace("path = \"data/idpool.db\"", &database_key(db));
     assert!(text.contains(&format!("listen = \"{listen}\"")));
     assert!(!text.contains("path = \"data/idpool.db\""));
     text
@@ -103,7 +99,7 @@ async fn a_provider_without_its_own_table_is_refused_by_the_built_in_default() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_config_on_a_public_address_is_refused_before_it_listens() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("public.db");
+    let db = base_config(&dir);
     let text = example("0.0.0.0:0", &db);
     let err = start_error(&text).await;
     assert!(!err.contains('\n'), "{err}");
@@ -121,7 +117,7 @@ async fn the_example_config_on_a_public_address_is_refused_before_it_listens() {
         !err.contains(DEV_SECRET),
         "the secret is never printed: {err}"
     );
-    assert!(!db.exists(), "nothing was opened");
+    assert!(!db::exists(&db), "nothing was opened");
 
     // The acknowledgement starts it anyway.
     let acknowledged = text.replace(
@@ -154,8 +150,8 @@ async fn the_example_config_on_a_public_address_is_refused_before_it_listens() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_loopback_only_setting_is_named_when_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let db = format!("{:?}", dir.path().join("x.db").display().to_string());
-    let public = |extra: &str| format!("listen = \"[::]:0\"\n{extra}\n[database]\npath = {db}\n");
+    let db = database_toml(&base_config(&dir));
+    let public = |extra: &str| format!("listen = \"[::]:0\"\n{extra}\n{db}");
 
     let err = start_error(&public("[admin]\nallow_unsigned = true")).await;
     assert!(err.contains("[admin] allow_unsigned = true"), "{err}");
@@ -201,7 +197,7 @@ fn run_to_exit(mut cmd: Command) -> (Option<i32>, String) {
 #[test]
 fn the_binary_refuses_a_public_listen_with_the_example_config_with_exit_code_2() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("bin.db");
+    let db = base_config(&dir);
     let config = dir.path().join("config.toml");
     std::fs::write(&config, example("127.0.0.1:0", &db)).unwrap();
     let mut cmd = Command::new(BIN);
@@ -224,13 +220,13 @@ fn the_binary_refuses_a_public_listen_with_the_example_config_with_exit_code_2()
         lines[0].contains("[security] allow_insecure_public = true"),
         "{err}"
     );
-    assert!(!db.exists());
+    assert!(!db::exists(&db));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_config_still_runs_the_quick_start_on_loopback() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("quick.db");
+    let db = base_config(&dir);
     let config = dir.path().join("config.toml");
     std::fs::write(&config, example("127.0.0.1:0", &db)).unwrap();
     // The example's own `listen`, not one given on the command line.

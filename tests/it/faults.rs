@@ -1,5 +1,5 @@
-//! Faults of the database under a running server: another process holding SQLite's write lock
-//! past the busy timeout makes the writes of that moment fail fast and AWS-shaped, the server
+//! Faults of the database under a running server: another process holding the write lock
+//! past the busy timeout (PostgreSQL: the statement timeout) makes the writes of that moment fail fast and AWS-shaped, the server
 //! recovers by itself once the lock is released, and a writer that can never commit makes the
 //! binary exit non-zero (so a supervisor restarts it) instead of answering 500s forever.
 
@@ -13,12 +13,16 @@ fn guest_get_id(pool: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_locked_database_fails_writes_fast_and_the_server_recovers_when_it_is_released() {
-    let ts = TestServer::start_with(|c| c.database.busy_timeout_ms = 100).await;
+    let ts = TestServer::start_with(|c| {
+        c.database.busy_timeout_ms = 100;
+        c.database.statement_timeout_ms = 500;
+    })
+    .await;
     let pool = create_pool(&ts.client(), "faults").await;
     let body = guest_get_id(&pool);
     assert_eq!(ts.call("GetId", &body).await.status, 200);
 
-    let lock = db::hold_write_lock(&ts.db_path());
+    let lock = db::hold_write_lock(&ts.config);
     for _ in 0..3 {
         let r = ts.call("GetId", &body).await;
         r.assert_error(500, "InternalErrorException");
@@ -45,13 +49,14 @@ async fn a_locked_database_fails_writes_fast_and_the_server_recovers_when_it_is_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_that_can_never_commit_makes_the_binary_exit_non_zero_and_say_why_once() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("faults.db");
+    let db = base_config(&dir);
     let config = dir.path().join("idpool.toml");
     std::fs::write(
         &config,
         format!(
-            "[database]\npath = {db:?}\nbusy_timeout_ms = 50\ngive_up_after_secs = 1\n\
-             [admin]\nallow_unsigned = true\n"
+            "{}busy_timeout_ms = 50\nstatement_timeout_ms = 200\ngive_up_after_secs = 1\n\
+             [admin]\nallow_unsigned = true\n",
+            database_toml(&db)
         ),
     )
     .unwrap();
@@ -67,7 +72,8 @@ async fn a_writer_that_can_never_commit_makes_the_binary_exit_non_zero_and_say_w
 
     let _lock = db::hold_write_lock(&db);
     let mut exit = None;
-    for _ in 0..600 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
         if let Some(s) = server.child.try_wait().unwrap() {
             exit = Some(s);
             break;

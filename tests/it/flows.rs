@@ -110,7 +110,7 @@ async fn a_guest_gets_credentials_for_the_guest_role_and_a_signed_in_user_for_th
         )
     );
     assert_eq!(
-        ts.count("SELECT count(*) FROM identities WHERE disabled = 1"),
+        ts.count("SELECT count(*) FROM identities WHERE disabled"),
         0
     );
 }
@@ -1023,7 +1023,7 @@ async fn developer_operations_refuse_what_they_must_and_change_nothing() {
         "ResourceConflictException"
     );
     assert_eq!(
-        ts.count("SELECT count(*) FROM identities WHERE disabled = 1"),
+        ts.count("SELECT count(*) FROM identities WHERE disabled"),
         0
     );
 

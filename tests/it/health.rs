@@ -7,7 +7,11 @@ use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_ready_answer_json_and_ready_follows_the_database() {
-    let ts = TestServer::start_with(|c| c.database.busy_timeout_ms = 100).await;
+    let ts = TestServer::start_with(|c| {
+        c.database.busy_timeout_ms = 100;
+        c.database.statement_timeout_ms = 500;
+    })
+    .await;
     let h = ts.raw_get("/health").await;
     assert_eq!(h.status, 200);
     assert_eq!(h.header("content-type"), Some("application/json"));
@@ -21,7 +25,7 @@ async fn health_and_ready_answer_json_and_ready_follows_the_database() {
     }
 
     // Another process holds the write lock: reads still work, writes do not, so not ready.
-    let lock = db::hold_write_lock(&ts.db_path());
+    let lock = db::hold_write_lock(&ts.config);
     let r = ts.raw_get("/ready").await;
     assert_eq!(r.status, 503, "{:?}", r.json());
     assert_eq!(r.json()["status"], "not ready");

@@ -63,8 +63,8 @@ async fn json_logs_have_one_access_line_per_request_with_its_id_and_no_token() {
     std::fs::write(
         &config,
         format!(
-            "[database]\npath = {:?}\n[admin]\nallow_unsigned = true\n[providers]\ndefault = \"trust\"\n[log]\nformat = \"json\"\n",
-            dir.path().join("logs.db")
+            "{}[admin]\nallow_unsigned = true\n[providers]\ndefault = \"trust\"\n[log]\nformat = \"json\"\n",
+            database_toml(&base_config(&dir))
         ),
     )
     .unwrap();

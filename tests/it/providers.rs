@@ -125,7 +125,7 @@ fn oidc(jwks: &str, audiences: &[&str]) -> ProviderConfig {
 
 /// Whether `needle` appears anywhere in what the database stores.
 fn db_contains(ts: &TestServer, needle: &str) -> bool {
-    db::stored_bytes_contain(&ts.db_path(), needle)
+    db::stored_contains(&ts.config, needle)
 }
 
 async fn refused(

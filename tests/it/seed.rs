@@ -125,15 +125,15 @@ async fn a_seed_naming_another_accounts_pool_or_breaking_a_rule_stops_the_start(
     taken = taken.replacen("[[pool]]\n", "[[pool]]\naccount = \"222222222222\"\n", 1);
     let other = dir.path().join("other.toml");
     std::fs::write(&other, taken).unwrap();
-    let db = ts.db_path();
+    let db = ts.config.database.clone();
     let dir2 = ts.stop().await;
     let mut c = base_config(&dir2);
-    c.database.path = db.clone();
+    c.database = db.clone();
     c.seed.file = Some(other.clone());
     start_ok(c).await;
     // …so ours, for the default account, must not take it over.
     let mut c = base_config(&dir2);
-    c.database.path = db.clone();
+    c.database = db.clone();
     c.seed.file = Some(seed.clone());
     let err = start_err(c).await;
     assert!(err.contains("seed.toml") && err.contains(POOL), "{err}");
@@ -200,4 +200,25 @@ fn idpool_seed_check_validates_without_starting() {
     assert_eq!(no.status.code(), Some(2), "{no:?}");
     let said = String::from_utf8_lossy(&no.stderr);
     assert!(said.contains("bad.toml") && said.contains(POOL), "{said}");
+}
+
+/// `idpool seed check` works on a scratch database, whatever database the command line names:
+/// checking a seed never creates its pools where the server will run.
+#[test]
+fn idpool_seed_check_leaves_the_configured_database_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, seed_text("mobile-app")).unwrap();
+    let config = base_config(&dir);
+    let ok = Command::new(env!("CARGO_BIN_EXE_idpool"))
+        .args(database_args(&config))
+        .args(["seed", "check"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(ok.status.code(), Some(0), "{ok:?}");
+    assert!(
+        !db::exists(&config),
+        "seed check opened the configured database"
+    );
 }

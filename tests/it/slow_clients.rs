@@ -373,14 +373,9 @@ async fn oversized_bodies_are_discarded_not_buffered() {
     }
     // The real binary, so its memory is its own.
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("mem.db");
-    let mut server = Spawned::with_args([
-        "--listen".as_ref(),
-        "127.0.0.1:0".as_ref(),
-        "--database".as_ref(),
-        db.as_os_str(),
-    ])
-    .await;
+    let mut args: Vec<std::ffi::OsString> = vec!["--listen".into(), "127.0.0.1:0".into()];
+    args.extend(database_args(&base_config(&dir)));
+    let mut server = Spawned::with_args(args).await;
     let addr = server.host().to_string();
     let pid = server.child.id();
     let before = peak_rss(pid);

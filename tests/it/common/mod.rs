@@ -53,6 +53,9 @@ pub struct TestServer {
 /// The configuration tests start from: two admin keys of different accounts, and — set here,
 /// not inherited from the built-in `reject` — `trust` for providers without a table of their
 /// own, so tests can sign in with any user id.
+///
+/// With [`test_database_url`] set, the database is a fresh PostgreSQL schema of its own
+/// (the server migrates it); `path` stays set but is ignored.
 pub fn base_config(dir: &tempfile::TempDir) -> Config {
     let mut c = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -60,6 +63,7 @@ pub fn base_config(dir: &tempfile::TempDir) -> Config {
     };
     c.providers.default = DefaultVerify::Trust;
     c.database.path = dir.path().join("idpool.db");
+    c.database.url = test_database_url().map(|url| Secret::new(fresh_schema_url(&url)));
     c.admin.keys = vec![
         AdminKey {
             access_key_id: AKID.into(),
@@ -73,6 +77,71 @@ pub fn base_config(dir: &tempfile::TempDir) -> Config {
         },
     ];
     c
+}
+
+/// `IDPOOL_TEST_DATABASE_URL`: when set (`postgres://…`), every test server runs on
+/// PostgreSQL, each test in a schema of its own; unset, on a SQLite file in a temporary folder.
+pub fn test_database_url() -> Option<String> {
+    std::env::var("IDPOOL_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// Whether this run is on SQLite; otherwise says on stderr why the calling test is skipped.
+/// For tests about the SQLite file itself (its bytes, its locks, `idpool backup`), never for
+/// behaviour through the API.
+pub fn sqlite_only(why: &str) -> bool {
+    if test_database_url().is_some() {
+        eprintln!("skipped on PostgreSQL: {why}");
+        return false;
+    }
+    true
+}
+
+/// Creates an empty schema `t_<uuid>` in the database at `url` and returns the URL whose
+/// connections use it (`options=-c search_path=…`).
+pub fn fresh_schema_url(url: &str) -> String {
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let (u, create) = (url.to_string(), format!("CREATE SCHEMA {schema}"));
+    db::off_runtime(move || {
+        let mut client = postgres::Client::connect(&u, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("IDPOOL_TEST_DATABASE_URL: cannot connect: {e}"));
+        client.batch_execute(&create).unwrap();
+    });
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options=-c%20search_path%3D{schema}")
+}
+
+/// The command-line arguments that point the binary at the database of `config`:
+/// `--database-url` on PostgreSQL, `--database` on SQLite (never both).
+pub fn database_args(config: &Config) -> Vec<std::ffi::OsString> {
+    match &config.database.url {
+        Some(url) => vec!["--database-url".into(), url.expose().into()],
+        None => vec!["--database".into(), config.database.path.clone().into()],
+    }
+}
+
+/// The `[database]` table of a config file for the database of `config`: `url` on
+/// PostgreSQL, `path` on SQLite.
+pub fn database_toml(config: &Config) -> String {
+    format!("[database]\n{}\n", database_key(config))
+}
+
+/// The one `[database]` key naming the database of `config`: `url = "…"` on PostgreSQL,
+/// `path = "…"` on SQLite.
+pub fn database_key(config: &Config) -> String {
+    match &config.database.url {
+        Some(url) => format!("url = {}", toml_string(url.expose())),
+        None => format!(
+            "path = {}",
+            toml_string(&config.database.path.display().to_string())
+        ),
+    }
+}
+
+/// A TOML basic string.
+pub fn toml_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
 }
 
 impl TestServer {
@@ -125,7 +194,7 @@ impl TestServer {
 
     /// A read-only connection to the live database, as an admin at a database prompt would have.
     pub fn db(&self) -> db::Reader {
-        db::Reader::open(&self.db_path())
+        db::Reader::open(&self.config)
     }
 
     /// The number a `SELECT count(*) …` of the live database returns.
@@ -261,26 +330,4 @@ pub async fn pool_with_roles(client: &Client, name: &str) -> String {
         .identity_pool_id;
     set_roles(client, &pool).await;
     pool
-}
-
-/// The PostgreSQL server the suite may use (`IDPOOL_TEST_DATABASE_URL`), if any.
-pub fn test_database_url() -> Option<String> {
-    std::env::var("IDPOOL_TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-}
-
-/// A new, empty schema on `url`, and the url that makes connections use it.
-pub fn fresh_schema_url(url: &str) -> String {
-    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-    // The blocking client runs its own runtime: off the test's async thread.
-    let (u, s) = (url.to_string(), schema.clone());
-    std::thread::spawn(move || {
-        let mut c = postgres::Client::connect(&u, postgres::NoTls).unwrap();
-        c.batch_execute(&format!("CREATE SCHEMA {s}")).unwrap();
-    })
-    .join()
-    .unwrap();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}options=-c%20search_path%3D{schema}")
 }
