@@ -242,7 +242,9 @@ fn init_logs(format: idpool::config::LogFormat) {
 fn seed_check(config: &Config, file: &std::path::Path) -> ExitCode {
     let scratch = std::env::temp_dir().join(format!("idpool-seed-check-{}", std::process::id()));
     let mut c = config.clone();
+    // Always a scratch SQLite file, whatever engine the configuration names.
     c.database.path = scratch.join("check.db");
+    c.database.url = None;
     c.seed.file = None;
     let outcome = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -153,12 +153,13 @@ impl Store {
     /// Connects to PostgreSQL (retrying while it does not answer) and migrates it. Blocking.
     pub fn open_postgres(settings: &postgres::Settings) -> Result<Store, StoreError> {
         let cache = Arc::new(cache::Cache::default());
-        let engine = postgres::Postgres::open(settings, cache.clone())?;
+        let fatal = Arc::new(Fatal::default());
+        let engine = postgres::Postgres::open(settings, cache.clone(), fatal.clone())?;
         Ok(Store {
             inner: Arc::new(Inner {
                 engine: Engine::Postgres(engine),
                 cache,
-                fatal: Arc::new(Fatal::default()),
+                fatal,
             }),
         })
     }
@@ -173,6 +174,7 @@ impl Store {
                 statement_timeout: Duration::from_millis(db.statement_timeout_ms),
                 connect_timeout: Duration::from_millis(db.connect_timeout_ms),
                 start_timeout: Duration::from_secs(db.start_timeout_secs),
+                give_up: Duration::from_secs(db.give_up_after_secs),
             }),
             None => Store::open_sqlite(
                 &db.path,
@@ -292,7 +294,7 @@ impl Store {
 
     /// An empty write transaction: does a write commit now?
     pub async fn ping_write(&self) -> Result<(), StoreError> {
-        self.write(|_| Ok::<(), StoreError>(())).await
+        self.write(|tx| tx.probe_writes()).await
     }
 
     /// Trips when writes can no longer commit (the writer stopped, or failed every transaction

@@ -179,6 +179,10 @@ pub trait Tx {
 
     // --- bookkeeping ---------------------------------------------------------------------------
 
+    /// Takes the locks a write takes, changing nothing: for the readiness probe, which must
+    /// fail when writes would (a lock held elsewhere, a read-only database).
+    fn probe_writes(&self) -> R<()>;
+
     /// Whether a step of this transaction may have changed a mapping a cache holds (a pool's
     /// settings, which identity owns a login, whether it is enabled). Set by the engine, read
     /// by it at commit.

@@ -17,6 +17,22 @@ enum Scalar<'a> {
     Other,
 }
 
+/// The constraint a string with U+0000 in it fails.
+pub(super) const NO_NUL: &str = "Member must not contain the NUL character (U+0000)";
+
+fn has_nul(s: Scalar<'_>) -> bool {
+    matches!(s, Scalar::Str(t) if t.contains('\0'))
+}
+
+/// A constraint list with [`NO_NUL`] added when an element failed it.
+fn with_nul(list: String, nul: bool) -> String {
+    match list.strip_suffix(']') {
+        Some(head) if nul && head.len() > 1 => format!("{head}, {NO_NUL}]"),
+        Some(_) if nul => format!("[{NO_NUL}]"),
+        _ => list,
+    }
+}
+
 fn to_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -104,6 +120,7 @@ impl Validator {
         let scalar_elements = is_scalar(shape);
         let mut failed = false;
         let mut null = false;
+        let mut nul = false;
         for (seg, e) in entries {
             let child = path.child(seg);
             if !scalar_elements {
@@ -117,10 +134,11 @@ impl Validator {
             } else {
                 let scalar =
                     scalar_of(shape, e).ok_or_else(|| type_error(&child, kind_name(shape)))?;
+                nul = nul || has_nul(scalar);
                 failed = failed || self.fails(shape, scalar);
             }
         }
-        Ok((failed || null).then(|| constraint_list(shape, null)))
+        Ok((failed || null).then(|| with_nul(constraint_list(shape, null), nul)))
     }
 
     /// The constraint list to report when some map key fails its shape.
@@ -131,7 +149,8 @@ impl Validator {
     ) -> Result<Option<String>, ApiError> {
         let shape = self.shape(key)?;
         let failed = obj.keys().any(|k| self.fails(shape, Scalar::Str(k)));
-        Ok(failed.then(|| constraint_list(shape, false)))
+        let nul = obj.keys().any(|k| k.contains('\0'));
+        Ok(failed.then(|| with_nul(constraint_list(shape, false), nul)))
     }
 
     /// Whether `s` fails any constraint of `shape`.
@@ -146,6 +165,11 @@ impl Validator {
     fn scalar_failures(&self, shape: &Shape, s: Scalar<'_>, fail: &mut dyn FnMut(&str)) {
         match s {
             Scalar::Str(text) => {
+                // No engine stores U+0000 in text (PostgreSQL refuses it), so no input may hold
+                // one: the same answer whichever database is underneath.
+                if text.contains('\0') {
+                    fail(NO_NUL);
+                }
                 if shape.max.is_some() || shape.min.is_some() {
                     // UTF-16 units lie between a third of the UTF-8 bytes and all of them;
                     // count them only when that range straddles a bound.
@@ -348,6 +372,22 @@ mod tests {
              'identityPoolId' failed to satisfy constraint: Member must satisfy regular \
              expression pattern: [\\w-]+:[0-9a-f-]+"
         );
+    }
+
+    #[test]
+    fn a_nul_character_is_refused_in_any_string_and_map_key() {
+        let m = validation(
+            Operation::TagResource,
+            json!({"ResourceArn": "arn:aws:cognito-identity:us-east-1:123456789012:identitypool/us-east-1:1",
+                   "Tags": {"k": "a\u{0}b"}}),
+        );
+        assert!(m.contains(super::NO_NUL), "{m}");
+        let m = validation(
+            Operation::TagResource,
+            json!({"ResourceArn": "arn:aws:cognito-identity:us-east-1:123456789012:identitypool/us-east-1:1",
+                   "Tags": {"k\u{0}": "v"}}),
+        );
+        assert!(m.contains(super::NO_NUL), "{m}");
     }
 
     #[test]

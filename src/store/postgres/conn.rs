@@ -189,6 +189,7 @@ mod tests {
             statement_timeout: std::time::Duration::from_secs(1),
             connect_timeout: std::time::Duration::from_secs(1),
             start_timeout: std::time::Duration::from_secs(1),
+            give_up: std::time::Duration::from_secs(60),
         })
         .unwrap();
         assert_eq!(m.location(), "postgres://db.example:6543/ids");

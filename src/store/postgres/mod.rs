@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use postgres::IsolationLevel;
 
 use super::cache::Cache;
-use super::{StoreError, Tx};
+use super::{Fatal, StoreError, Tx};
 use conn::{Manager, PgConn};
 use tx::PgTx;
 
@@ -43,6 +43,9 @@ pub struct Settings {
     pub statement_timeout: Duration,
     pub connect_timeout: Duration,
     pub start_timeout: Duration,
+    /// How long every write may fail before `fatal` trips (the process exits for its
+    /// supervisor to restart it), as on SQLite.
+    pub give_up: Duration,
 }
 
 /// The PostgreSQL engine.
@@ -55,12 +58,20 @@ pub struct Postgres {
     commits: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     watcher: Mutex<Option<JoinHandle<()>>>,
+    fatal: Arc<Fatal>,
+    give_up: Duration,
+    /// Since when every write has failed (for reasons of the database), and how many did.
+    failing: Mutex<Option<(Instant, u64)>>,
 }
 
 impl Postgres {
     /// Connects (retrying with backoff while the database does not answer), migrates, and
     /// starts watching for other replicas' changes. Blocking.
-    pub fn open(settings: &Settings, cache: Arc<Cache>) -> Result<Postgres, StoreError> {
+    pub fn open(
+        settings: &Settings,
+        cache: Arc<Cache>,
+        fatal: Arc<Fatal>,
+    ) -> Result<Postgres, StoreError> {
         let manager = Manager::new(settings)?;
         let location = manager.location();
         let started = Instant::now();
@@ -108,6 +119,9 @@ impl Postgres {
             commits: Arc::new(AtomicU64::new(0)),
             stop,
             watcher: Mutex::new(Some(watcher)),
+            fatal,
+            give_up: settings.give_up,
+            failing: Mutex::new(None),
         })
     }
 
@@ -148,21 +162,78 @@ impl Postgres {
         E: From<StoreError>,
         F: Fn(&dyn Tx) -> Result<T, E>,
     {
+        let started = Instant::now();
+        let (out, database_failed) = self.attempts(f);
+        match (&out, database_failed) {
+            (Ok(_), _) => {
+                crate::metrics::commit(1, started.elapsed().as_secs_f64());
+                self.succeeded();
+            }
+            (Err(_), true) => self.failed(),
+            (Err(_), false) => {}
+        }
+        out
+    }
+
+    /// Notes a committed write: a run of failures, if any, is over.
+    fn succeeded(&self) {
+        let ended = self.failing.lock().ok().and_then(|mut g| g.take());
+        if let Some((_, count)) = ended {
+            tracing::info!(failed_writes = count, "database writes succeed again");
+        }
+    }
+
+    /// Notes a write the database failed; past `give_up` of nothing but failures, trips
+    /// `fatal` so the process exits and its supervisor restarts it.
+    fn failed(&self) {
+        let Ok(mut g) = self.failing.lock() else {
+            return;
+        };
+        match &mut *g {
+            None => {
+                tracing::error!("database writes are failing; the requests of this moment get InternalErrorException, and the next write tries again");
+                *g = Some((Instant::now(), 1));
+            }
+            Some((since, count)) => {
+                *count += 1;
+                if since.elapsed() >= self.give_up {
+                    self.fatal.trip(&format!(
+                        "every write failed for {} s ({count} writes)",
+                        since.elapsed().as_secs()
+                    ));
+                }
+            }
+        }
+    }
+
+    /// The attempts of one write, and whether its failure (if it failed) was the database's.
+    fn attempts<T, E, F>(&self, f: &F) -> (Result<T, E>, bool)
+    where
+        E: From<StoreError>,
+        F: Fn(&dyn Tx) -> Result<T, E>,
+    {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let last = attempt >= MAX_ATTEMPTS;
-            let mut conn = self.conn()?;
+            let mut conn = match self.conn() {
+                Ok(c) => c,
+                Err(e) => return (Err(e.into()), true),
+            };
             {
                 let PgConn { client, statements } = &mut *conn;
                 let t = client
                     .build_transaction()
                     .isolation_level(IsolationLevel::Serializable)
-                    .start()
-                    .map_err(tx::db_error)?;
+                    .start();
+                let t = match t {
+                    Ok(t) => t,
+                    Err(e) => return (Err(tx::db_error(e).into()), true),
+                };
                 let tx = PgTx::new(t, statements);
                 let out = f(&tx);
                 let lost_race = tx.lost_race();
+                let failed = tx.failed();
                 let changes = tx.changes_mappings();
                 match out {
                     Ok(v) => {
@@ -177,10 +248,12 @@ impl Postgres {
                                     self.cache.invalidate();
                                 }
                                 self.commits.fetch_add(1, Ordering::Relaxed);
-                                return Ok(v);
+                                return (Ok(v), false);
                             }
                             Err(StoreError::Conflict(_)) if !last => {}
-                            Err(e) => return Err(StoreError::WriteFailed(Arc::new(e)).into()),
+                            Err(e) => {
+                                return (Err(StoreError::WriteFailed(Arc::new(e)).into()), true)
+                            }
                         }
                     }
                     // Dropping the transaction rolls it back.
@@ -192,7 +265,7 @@ impl Postgres {
                             "a write lost every race with concurrent writes; answered InternalErrorException"
                         );
                         }
-                        return Err(e);
+                        return (Err(e), failed);
                     }
                 }
             }

@@ -74,6 +74,7 @@ pub struct PgTx<'c> {
     statements: RefCell<&'c mut HashMap<&'static str, Statement>>,
     changes_mappings: Cell<bool>,
     lost_race: Cell<bool>,
+    failed: Cell<bool>,
 }
 
 const POOL_COLUMNS: &str = "created_at, id, account_id, name, allow_unauthenticated, \
@@ -151,12 +152,18 @@ impl<'c> PgTx<'c> {
             statements: RefCell::new(statements),
             changes_mappings: Cell::new(false),
             lost_race: Cell::new(false),
+            failed: Cell::new(false),
         }
     }
 
     /// Whether a step failed in a way that running the request again can resolve.
     pub fn lost_race(&self) -> bool {
         self.lost_race.get()
+    }
+
+    /// Whether a step failed for another reason: the database, not the request, is at fault.
+    pub fn failed(&self) -> bool {
+        self.failed.get()
     }
 
     pub fn commit(self) -> R<()> {
@@ -183,6 +190,8 @@ impl<'c> PgTx<'c> {
         let e = db_error(e);
         if matches!(e, StoreError::Conflict(_)) {
             self.lost_race.set(true);
+        } else {
+            self.failed.set(true);
         }
         e
     }
@@ -971,6 +980,15 @@ impl Tx for PgTx<'_> {
             "INSERT INTO secrets (name, value) VALUES ($1, $2) \
              ON CONFLICT (name) DO UPDATE SET value = excluded.value",
             &[&name, &value],
+        )
+        .map(|_| ())
+    }
+
+    fn probe_writes(&self) -> R<()> {
+        // What an INSERT takes; refused in a read-only transaction or on a standby.
+        self.exec(
+            "LOCK TABLE pools, identities, logins IN ROW EXCLUSIVE MODE",
+            &[],
         )
         .map(|_| ())
     }

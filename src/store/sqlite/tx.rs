@@ -236,6 +236,11 @@ impl Tx for SqliteTx<'_> {
         transfer::set_secret(self.c, name, value)
     }
 
+    fn probe_writes(&self) -> R<()> {
+        // The writer's transaction began IMMEDIATE: it holds the write lock already.
+        Ok(())
+    }
+
     fn changes_mappings(&self) -> bool {
         self.changes_mappings.get()
     }
