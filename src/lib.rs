@@ -12,7 +12,9 @@
 //! - `auth`: SigV4 verification of the 19 admin operations and the caller's account.
 //! - `ops`: the operations themselves, and the linking rules they share.
 //! - `model`: the domain's types (pools, identities, role mappings, keys) as storage keeps them.
-//! - `store`: storage behind one interface (`Tx`): the SQLite engine, migrations, caches.
+//! - `store`: storage behind one interface (`Tx`): the SQLite and PostgreSQL engines, their
+//!   migrations, the GetId caches.
+//! - `transfer`: `idpool export` / `idpool import`, from either engine to either engine.
 //! - `times`: time as stored (readable text) and as sent (epoch seconds).
 //! - `tokens`: this server's OpenID tokens: signing keys, JWKS, discovery.
 //! - `verify`: checking provider login tokens (oidc, introspect, trust).

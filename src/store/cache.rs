@@ -1,4 +1,4 @@
-//! Read-through caches in front of SQLite for GetId's hot path: identity pools by id, and which
+//! Read-through caches in front of the database for GetId's hot path: identity pools by id, and which
 //! identity owns a (pool, provider, user) login.
 //!
 //! Correctness rests on two rules. (1) Only writes that add rows may leave the cache alone: a
