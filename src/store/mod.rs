@@ -224,9 +224,14 @@ impl Store {
         F: FnOnce(&dyn Tx) -> Result<T, E> + Send + 'static,
     {
         let inner = self.inner.clone();
-        match tokio::task::spawn_blocking(move || match &inner.engine {
-            Engine::Sqlite(s) => s.read(f),
-            Engine::Postgres(p) => p.read(f),
+        // The request's span (its request id) goes along, so what `f` logs is the request's.
+        let span = tracing::Span::current();
+        match tokio::task::spawn_blocking(move || {
+            let _in = span.enter();
+            match &inner.engine {
+                Engine::Sqlite(s) => s.read(f),
+                Engine::Postgres(p) => p.read(f),
+            }
         })
         .await
         {
@@ -261,9 +266,13 @@ impl Store {
             Engine::Sqlite(s) => s.write(f).await,
             Engine::Postgres(_) => {
                 let inner = self.inner.clone();
-                match tokio::task::spawn_blocking(move || match &inner.engine {
-                    Engine::Postgres(p) => p.write(&f),
-                    Engine::Sqlite(s) => s.write_blocking(f),
+                let span = tracing::Span::current();
+                match tokio::task::spawn_blocking(move || {
+                    let _in = span.enter();
+                    match &inner.engine {
+                        Engine::Postgres(p) => p.write(&f),
+                        Engine::Sqlite(s) => s.write_blocking(f),
+                    }
                 })
                 .await
                 {

@@ -32,8 +32,9 @@ use tx::PgTx;
 
 /// How often each replica looks whether another one changed a cached mapping.
 pub const WATCH_EVERY: Duration = Duration::from_millis(250);
-/// How many times a request that lost a race runs again before it fails.
-const MAX_ATTEMPTS: u32 = 8;
+/// How many times a request that lost a race runs at most before it fails. Many requests racing
+/// for one thing (50 CreateIdentityPools of one account at once) need a few rounds each.
+const MAX_ATTEMPTS: u32 = 32;
 
 /// Connection settings.
 #[derive(Clone)]
@@ -270,9 +271,14 @@ impl Postgres {
                 }
             }
             drop(conn);
-            // A short pause, growing and jittered, so racing requests do not collide again.
-            let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % 4;
-            std::thread::sleep(Duration::from_millis((1u64 << attempt.min(6)) + jitter));
+            // A short random pause, its range growing to 64 ms, so racing requests spread out
+            // instead of colliding again.
+            let range = 1u64 << attempt.min(6);
+            let r = u64::from(u16::from_le_bytes([
+                uuid::Uuid::new_v4().as_bytes()[0],
+                uuid::Uuid::new_v4().as_bytes()[1],
+            ]));
+            std::thread::sleep(Duration::from_micros(500 + r % (range * 1000)));
         }
     }
 

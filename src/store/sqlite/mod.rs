@@ -307,7 +307,10 @@ where
     E: From<StoreError> + Send + 'static,
     F: FnOnce(&dyn Tx) -> Result<T, E> + Send + 'static,
 {
+    // The request's span goes along to the writer thread: what `f` logs is the request's.
+    let span = tracing::Span::current();
     Box::new(move |run| {
+        let _in = span.enter();
         let tx = match run {
             Run::On(tx) => tx,
             Run::Fail(cause) => {
