@@ -75,19 +75,32 @@ pub async fn get_id(app: &App, input: GetIdInput) -> Result<Value, ApiError> {
     }
     let logins = logins::resolve(app, &pool, &logins).await?;
 
-    // Known logins, all on one identity: answered from the cache or a read, no write at all.
-    if let Some(id) = known_owner(app, &pool.id, &logins).await? {
+    // Known logins, all on one identity: answered from the cache, no database at all.
+    if let Some(id) = cached_owner(app, &pool.id, &logins) {
         return Ok(json!({ "IdentityId": &*id }));
     }
+    // Otherwise one write transaction finds the owner, or links or creates it: a login that
+    // is known but not cached costs the same round trip a read would, and a new one no read
+    // before its write. What it ends on is cached, unless a change came in meanwhile.
+    let generation = app.store.cache().generation();
     let pool_id = pool.id.clone();
     let region = pool.region().to_string();
-    app.store
+    let keys: Vec<String> = logins
+        .iter()
+        .map(|l| cache::login_key(&pool.id, &l.provider, &l.subject))
+        .collect();
+    let id = app
+        .store
         .write(move |tx| {
             require_pool(tx, &pool_id)?;
-            let id = linking::find_or_create(tx, &pool_id, &region, &logins)?;
-            Ok(json!({ "IdentityId": id }))
+            linking::find_or_create(tx, &pool_id, &region, &logins)
         })
-        .await
+        .await?;
+    let shared: Arc<str> = Arc::from(id.as_str());
+    for key in keys {
+        app.store.cache().put_login(generation, key, shared.clone());
+    }
+    Ok(json!({ "IdentityId": id }))
 }
 
 /// A pool by id, from the cache when it holds it.
@@ -108,60 +121,21 @@ pub async fn cached_pool(app: &App, id: &str) -> Result<Arc<Pool>, ApiError> {
     Ok(pool)
 }
 
-/// The enabled identity that owns every one of these logins, when one does. Logins the cache
-/// does not hold are looked up together in one read.
-async fn known_owner(
-    app: &App,
-    pool: &str,
-    logins: &[Login],
-) -> Result<Option<Arc<str>>, ApiError> {
+/// The enabled identity that owns every one of these logins, when the cache says so.
+fn cached_owner(app: &App, pool: &str, logins: &[Login]) -> Option<Arc<str>> {
     let cache = app.store.cache();
     let mut owner: Option<Arc<str>> = None;
-    let mut missing: Vec<(String, Login)> = Vec::new();
     for l in logins {
-        let key = cache::login_key(pool, &l.provider, &l.subject);
-        let cached = cache.login(&key);
-        crate::metrics::cache(cached.is_some());
-        match cached {
-            Some(found) => match &owner {
-                Some(prev) if *prev != found => return Ok(None),
-                Some(_) => {}
-                None => owner = Some(found),
-            },
-            None => missing.push((key, l.clone())),
-        }
-    }
-    if missing.is_empty() {
-        return Ok(owner);
-    }
-    let generation = cache.generation();
-    let pool = pool.to_string();
-    let found = app
-        .store
-        .read(move |tx| {
-            let mut out = Vec::with_capacity(missing.len());
-            for (key, l) in missing {
-                match tx.login_owner_state(&pool, &l.provider, &l.subject)? {
-                    Some((id, false)) => out.push((key, id)),
-                    Some((_, true)) | None => return Ok::<_, ApiError>(None),
-                }
-            }
-            Ok(Some(out))
-        })
-        .await?;
-    let Some(found) = found else {
-        return Ok(None);
-    };
-    for (key, id) in found {
-        let id: Arc<str> = Arc::from(id);
-        cache.put_login(generation, key, id.clone());
+        let found = cache.login(&cache::login_key(pool, &l.provider, &l.subject));
+        crate::metrics::cache(found.is_some());
+        let found = found?;
         match &owner {
-            Some(prev) if *prev != id => return Ok(None),
+            Some(prev) if *prev != found => return None,
             Some(_) => {}
-            None => owner = Some(id),
+            None => owner = Some(found),
         }
     }
-    Ok(owner)
+    owner
 }
 
 /// The wire's IdentityDescription.
