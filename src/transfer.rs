@@ -311,9 +311,9 @@ impl Batch {
     }
 }
 
-fn apply(tx: &dyn Tx, b: &Batch, skip: bool, seq_offset: i64) -> Result<(), StoreError> {
+fn apply(tx: &dyn Tx, b: &Batch, seq_offset: i64) -> Result<(), StoreError> {
     for p in &b.pools {
-        if tx.import_pool(p, skip)? {
+        if tx.import_pool(p)? {
             if !p.tags.is_empty() {
                 tx.set_tags(&p.id, &p.tags)?;
             }
@@ -330,13 +330,13 @@ fn apply(tx: &dyn Tx, b: &Batch, skip: bool, seq_offset: i64) -> Result<(), Stor
         }
     }
     for i in &b.identities {
-        tx.import_identity(i, skip)?;
+        tx.import_identity(i)?;
     }
     for l in &b.logins {
-        tx.import_login(l, skip)?;
+        tx.import_login(l)?;
     }
     for d in &b.developer_users {
-        tx.import_developer_user(d, skip)?;
+        tx.import_developer_user(d)?;
     }
     for (k, der) in &b.keys {
         tx.import_signing_key(k, der, seq_offset + k.seq)?;
@@ -347,12 +347,12 @@ fn apply(tx: &dyn Tx, b: &Batch, skip: bool, seq_offset: i64) -> Result<(), Stor
     Ok(())
 }
 
-fn flush(store: &Store, b: &mut Batch, skip: bool, seq_offset: i64) -> Result<(), StoreError> {
+fn flush(store: &Store, b: &mut Batch, seq_offset: i64) -> Result<(), StoreError> {
     if b.len() == 0 {
         return Ok(());
     }
     let batch = std::mem::take(b);
-    store.write_blocking(move |tx| apply(tx, &batch, skip, seq_offset))
+    store.write_blocking(move |tx| apply(tx, &batch, seq_offset))
 }
 
 /// Imports an export file. `reopen` gives the file again from its start: it is read twice,
@@ -369,7 +369,6 @@ pub fn import(
     if !empty && on_clash == OnClash::Refuse {
         return Err(TransferError::NotEmpty { pools, identities });
     }
-    let skip = !empty;
     // Imported keys come after the target's own, in their order: the source's current key
     // signs from now on, and every key stays published as it was.
     let seq_offset = store.read_blocking(|tx| tx.next_key_seq())? - 1;
@@ -405,7 +404,7 @@ pub fn import(
                     .decode(&s.value)
                     .map_err(|_| format_error(number, "secret: value is not base64"))?;
                 // A target that keeps its own data keeps its own cursor secret too.
-                if !skip {
+                if empty {
                     batch.secrets.push((s.name, value));
                 }
                 done.secrets += 1;
@@ -413,12 +412,12 @@ pub fn import(
             Line::End(_) => {}
         }
         if batch.len() >= BATCH {
-            flush(store, &mut batch, skip, seq_offset)?;
+            flush(store, &mut batch, seq_offset)?;
             progress(&done);
         }
         Ok(())
     })?;
-    flush(store, &mut batch, skip, seq_offset)?;
+    flush(store, &mut batch, seq_offset)?;
     progress(&done);
     debug_assert_eq!(done.total(), expected.total());
     Ok(done)

@@ -163,15 +163,16 @@ pub trait Tx {
     fn export_signing_keys(&self) -> R<Vec<KeyRecord>>;
     /// How many pools and identities the database holds.
     fn count_all(&self) -> R<(i64, i64)>;
-    /// Stores a pool row as exported (ids and times kept); with `skip_existing`, one whose id
-    /// exists already is left as it is. Returns whether it was stored.
-    fn import_pool(&self, p: &PoolRecord, skip_existing: bool) -> R<bool>;
-    /// Stores an identity as exported.
-    fn import_identity(&self, i: &IdentityRecord, skip_existing: bool) -> R<bool>;
-    /// Stores a login as exported.
-    fn import_login(&self, l: &LoginRecord, skip_existing: bool) -> R<bool>;
-    /// Stores a developer user as exported.
-    fn import_developer_user(&self, d: &DeveloperUserRecord, skip_existing: bool) -> R<bool>;
+    /// Stores a pool row as exported (ids and times kept); one whose key exists already is left
+    /// as it is. Returns whether it was stored. (Whether clashes are allowed at all is the
+    /// importer's question, asked before it begins.)
+    fn import_pool(&self, p: &PoolRecord) -> R<bool>;
+    /// Stores an identity as exported, as `import_pool`.
+    fn import_identity(&self, i: &IdentityRecord) -> R<bool>;
+    /// Stores a login as exported, as `import_pool`.
+    fn import_login(&self, l: &LoginRecord) -> R<bool>;
+    /// Stores a developer user as exported, as `import_pool`.
+    fn import_developer_user(&self, d: &DeveloperUserRecord) -> R<bool>;
     /// Stores a signing key unless its kid exists; `seq` as given.
     fn import_signing_key(&self, k: &KeyRecord, private_key: &[u8], seq: i64) -> R<bool>;
     /// Replaces a named server secret.

@@ -188,6 +188,10 @@ async fn moves(dir: &tempfile::TempDir, from: Engine, to: Engine, name: &str) {
     // Again into what is no longer empty: refused, nothing changes.
     let (ok, _, err) = run(&args);
     assert!(!ok && err.contains("--on-clash skip"), "{err}");
+    // Told to skip what it has: it keeps every row as it is, and answers as before.
+    args.extend(["--on-clash".into(), "skip".into()]);
+    let (ok, _, err) = run(&args);
+    assert!(ok, "{err}");
 
     let target = server_on(dir, &to).await;
     assert_eq!(answers(&target, &pool).await, before);

@@ -851,7 +851,7 @@ impl Tx for PgTx<'_> {
         )?;
         Ok((get(&r, 0)?, get(&r, 1)?))
     }
-    fn import_pool(&self, p: &PoolRecord, skip: bool) -> R<bool> {
+    fn import_pool(&self, p: &PoolRecord) -> R<bool> {
         let mappings = (!p.role_mappings.is_empty()).then_some(Json(&p.role_mappings));
         let params: [P; 15] = [
             &p.id,
@@ -870,29 +870,18 @@ impl Tx for PgTx<'_> {
             &ts(p.created_at),
             &ts(p.updated_at),
         ];
-        let n = if skip {
-            self.exec(
-                "INSERT INTO pools (id, account_id, name, allow_unauthenticated, \
+        let n = self.exec(
+            "INSERT INTO pools (id, account_id, name, allow_unauthenticated, \
                  allow_classic_flow, developer_provider_name, supported_login_providers, \
                  openid_connect_provider_arns, cognito_identity_providers, saml_provider_arns, \
                  authenticated_role, unauthenticated_role, role_mappings, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
                  ON CONFLICT DO NOTHING",
-                &params,
-            )?
-        } else {
-            self.exec(
-                "INSERT INTO pools (id, account_id, name, allow_unauthenticated, \
-                 allow_classic_flow, developer_provider_name, supported_login_providers, \
-                 openid_connect_provider_arns, cognito_identity_providers, saml_provider_arns, \
-                 authenticated_role, unauthenticated_role, role_mappings, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-                &params,
-            )?
-        };
+            &params,
+        )?;
         self.stale(Ok(n > 0))
     }
-    fn import_identity(&self, i: &IdentityRecord, skip: bool) -> R<bool> {
+    fn import_identity(&self, i: &IdentityRecord) -> R<bool> {
         let params: [P; 6] = [
             &i.id,
             &i.pool_id,
@@ -901,22 +890,14 @@ impl Tx for PgTx<'_> {
             &i.disabled,
             &i.merged_into,
         ];
-        let n = if skip {
-            self.exec(
-                "INSERT INTO identities (id, pool_id, created_at, updated_at, disabled, \
+        let n = self.exec(
+            "INSERT INTO identities (id, pool_id, created_at, updated_at, disabled, \
                  merged_into) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-                &params,
-            )?
-        } else {
-            self.exec(
-                "INSERT INTO identities (id, pool_id, created_at, updated_at, disabled, \
-                 merged_into) VALUES ($1, $2, $3, $4, $5, $6)",
-                &params,
-            )?
-        };
+            &params,
+        )?;
         self.stale(Ok(n > 0))
     }
-    fn import_login(&self, l: &LoginRecord, skip: bool) -> R<bool> {
+    fn import_login(&self, l: &LoginRecord) -> R<bool> {
         let params: [P; 5] = [
             &l.pool_id,
             &l.provider,
@@ -924,41 +905,25 @@ impl Tx for PgTx<'_> {
             &l.identity_id,
             &ts(l.linked_at),
         ];
-        let n = if skip {
-            self.exec(
-                "INSERT INTO logins (pool_id, provider, subject, identity_id, linked_at) \
+        let n = self.exec(
+            "INSERT INTO logins (pool_id, provider, subject, identity_id, linked_at) \
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                &params,
-            )?
-        } else {
-            self.exec(
-                "INSERT INTO logins (pool_id, provider, subject, identity_id, linked_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
-                &params,
-            )?
-        };
+            &params,
+        )?;
         self.stale(Ok(n > 0))
     }
-    fn import_developer_user(&self, d: &DeveloperUserRecord, skip: bool) -> R<bool> {
+    fn import_developer_user(&self, d: &DeveloperUserRecord) -> R<bool> {
         let params: [P; 4] = [
             &d.pool_id,
             &d.developer_user_id,
             &d.identity_id,
             &ts(d.linked_at),
         ];
-        let n = if skip {
-            self.exec(
-                "INSERT INTO developer_users (pool_id, developer_user_id, identity_id, \
+        let n = self.exec(
+            "INSERT INTO developer_users (pool_id, developer_user_id, identity_id, \
                  linked_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                &params,
-            )?
-        } else {
-            self.exec(
-                "INSERT INTO developer_users (pool_id, developer_user_id, identity_id, \
-                 linked_at) VALUES ($1, $2, $3, $4)",
-                &params,
-            )?
-        };
+            &params,
+        )?;
         Ok(n > 0)
     }
     fn import_signing_key(&self, k: &KeyRecord, der: &[u8], seq: i64) -> R<bool> {

@@ -149,29 +149,18 @@ pub fn count_all(c: &Connection) -> R<(i64, i64)> {
     )
 }
 
-fn conflict(skip: bool) -> &'static str {
-    if skip {
-        " ON CONFLICT DO NOTHING"
-    } else {
-        ""
-    }
-}
-
-pub fn import_pool(c: &Connection, p: &PoolRecord, skip: bool) -> R<bool> {
-    let sql = format!(
-        "INSERT INTO pools (id, account_id, name, allow_unauthenticated, allow_classic_flow, \
+pub fn import_pool(c: &Connection, p: &PoolRecord) -> R<bool> {
+    let sql = "INSERT INTO pools (id, account_id, name, allow_unauthenticated, allow_classic_flow, \
          developer_provider_name, supported_login_providers, openid_connect_provider_arns, \
          cognito_identity_providers, saml_provider_arns, authenticated_role, \
          unauthenticated_role, role_mappings, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15){}",
-        conflict(skip)
-    );
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) ON CONFLICT DO NOTHING";
     let mappings = if p.role_mappings.is_empty() {
         None
     } else {
         Some(to_json(&p.role_mappings)?)
     };
-    Ok(c.prepare_cached(&sql)?.execute(params![
+    Ok(c.prepare_cached(sql)?.execute(params![
         p.id,
         p.account_id,
         p.name,
@@ -190,13 +179,11 @@ pub fn import_pool(c: &Connection, p: &PoolRecord, skip: bool) -> R<bool> {
     ])? > 0)
 }
 
-pub fn import_identity(c: &Connection, i: &IdentityRecord, skip: bool) -> R<bool> {
-    let sql = format!(
+pub fn import_identity(c: &Connection, i: &IdentityRecord) -> R<bool> {
+    let sql =
         "INSERT INTO identities (id, pool_id, created_at, updated_at, disabled, merged_into) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6){}",
-        conflict(skip)
-    );
-    Ok(c.prepare_cached(&sql)?.execute(params![
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING";
+    Ok(c.prepare_cached(sql)?.execute(params![
         i.id,
         i.pool_id,
         i.created_at.text(),
@@ -206,13 +193,10 @@ pub fn import_identity(c: &Connection, i: &IdentityRecord, skip: bool) -> R<bool
     ])? > 0)
 }
 
-pub fn import_login(c: &Connection, l: &LoginRecord, skip: bool) -> R<bool> {
-    let sql = format!(
-        "INSERT INTO logins (pool_id, provider, subject, identity_id, linked_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5){}",
-        conflict(skip)
-    );
-    Ok(c.prepare_cached(&sql)?.execute(params![
+pub fn import_login(c: &Connection, l: &LoginRecord) -> R<bool> {
+    let sql = "INSERT INTO logins (pool_id, provider, subject, identity_id, linked_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING";
+    Ok(c.prepare_cached(sql)?.execute(params![
         l.pool_id,
         l.provider,
         l.subject,
@@ -221,13 +205,10 @@ pub fn import_login(c: &Connection, l: &LoginRecord, skip: bool) -> R<bool> {
     ])? > 0)
 }
 
-pub fn import_developer_user(c: &Connection, d: &DeveloperUserRecord, skip: bool) -> R<bool> {
-    let sql = format!(
-        "INSERT INTO developer_users (pool_id, developer_user_id, identity_id, linked_at) \
-         VALUES (?1, ?2, ?3, ?4){}",
-        conflict(skip)
-    );
-    Ok(c.prepare_cached(&sql)?.execute(params![
+pub fn import_developer_user(c: &Connection, d: &DeveloperUserRecord) -> R<bool> {
+    let sql = "INSERT INTO developer_users (pool_id, developer_user_id, identity_id, linked_at) \
+         VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING";
+    Ok(c.prepare_cached(sql)?.execute(params![
         d.pool_id,
         d.developer_user_id,
         d.identity_id,

@@ -217,17 +217,17 @@ impl Tx for SqliteTx<'_> {
     fn count_all(&self) -> R<(i64, i64)> {
         transfer::count_all(self.c)
     }
-    fn import_pool(&self, p: &PoolRecord, skip_existing: bool) -> R<bool> {
-        self.stale(transfer::import_pool(self.c, p, skip_existing))
+    fn import_pool(&self, p: &PoolRecord) -> R<bool> {
+        self.stale(transfer::import_pool(self.c, p))
     }
-    fn import_identity(&self, i: &IdentityRecord, skip_existing: bool) -> R<bool> {
-        self.stale(transfer::import_identity(self.c, i, skip_existing))
+    fn import_identity(&self, i: &IdentityRecord) -> R<bool> {
+        self.stale(transfer::import_identity(self.c, i))
     }
-    fn import_login(&self, l: &LoginRecord, skip_existing: bool) -> R<bool> {
-        self.stale(transfer::import_login(self.c, l, skip_existing))
+    fn import_login(&self, l: &LoginRecord) -> R<bool> {
+        self.stale(transfer::import_login(self.c, l))
     }
-    fn import_developer_user(&self, d: &DeveloperUserRecord, skip_existing: bool) -> R<bool> {
-        transfer::import_developer_user(self.c, d, skip_existing)
+    fn import_developer_user(&self, d: &DeveloperUserRecord) -> R<bool> {
+        transfer::import_developer_user(self.c, d)
     }
     fn import_signing_key(&self, k: &KeyRecord, private_key: &[u8], seq: i64) -> R<bool> {
         transfer::import_signing_key(self.c, k, private_key, seq)
