@@ -76,7 +76,7 @@ impl Cursors {
 
     /// A cursor for a position in a listing in creation order.
     pub fn seal_position(&self, scope: &str, p: &Position) -> String {
-        self.seal(scope, &position_payload(p))
+        self.seal(scope, &position_payload(p.created_at, &p.id))
     }
 
     /// The position a cursor made by `seal_position` for `scope` holds.
@@ -114,9 +114,10 @@ impl Cursors {
     }
 }
 
-/// The `seal_position` payload of a position, for [`Cursors::page`].
-pub fn position_payload(p: &Position) -> String {
-    format!("{}|{}", p.created_at.0, p.id)
+/// The `seal_position` payload of a position (a creation time and an id), for
+/// [`Cursors::page`].
+pub fn position_payload(created_at: Millis, id: &str) -> String {
+    format!("{}|{id}", created_at.0)
 }
 
 #[cfg(test)]

@@ -197,10 +197,7 @@ pub async fn list(app: &App, caller: &Caller, input: ListInput) -> Result<Value,
     let mut out = Map::new();
     out.insert("IdentityPoolId".into(), json!(pool_id));
     let rows = app.cursors.page(&scope, rows, limit, &mut out, |r| {
-        super::cursor::position_payload(&crate::model::Position {
-            created_at: r.identity.created_at,
-            id: r.identity.id.clone(),
-        })
+        super::cursor::position_payload(r.identity.created_at, &r.identity.id)
     });
     out.insert(
         "Identities".into(),

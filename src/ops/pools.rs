@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use super::cursor::position_payload;
 use super::{new_id, Caller};
 use crate::arn::Arn;
-use crate::model::{CognitoProvider, Pool, PoolSettings, Position};
+use crate::model::{CognitoProvider, Pool, PoolSettings};
 use crate::protocol::ApiError;
 use crate::store::Tx;
 use crate::times;
@@ -395,10 +395,7 @@ pub async fn list(app: &App, caller: &Caller, input: ListInput) -> Result<Value,
         .await?;
     let mut out = Map::new();
     let rows = app.cursors.page(&scope, rows, limit, &mut out, |r| {
-        position_payload(&Position {
-            created_at: r.created_at,
-            id: r.id.clone(),
-        })
+        position_payload(r.created_at, &r.id)
     });
     let pools: Vec<Value> = rows
         .into_iter()

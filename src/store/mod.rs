@@ -61,6 +61,13 @@ pub enum StoreError {
     WriteFailed(Arc<StoreError>),
 }
 
+impl From<r2d2::Error> for StoreError {
+    /// No pooled connection in time: the engines' pools are both r2d2's.
+    fn from(e: r2d2::Error) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
 /// How long the writer may fail every transaction, with no success in between, before the
 /// server gives up and exits (non-zero) so a supervisor restarts it, instead of answering
 /// InternalErrorException forever while it looks alive.

@@ -268,3 +268,15 @@ fn a_cut_short_export_is_refused_and_changes_nothing() {
         store.close();
     }
 }
+
+#[test]
+fn an_unknown_clash_rule_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_idpool"))
+        .args(["--database".as_ref(), dir.path().join("t.db").as_os_str()])
+        .args(["import", "--from", "x.jsonl", "--on-clash", "overwrite"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("use refuse or skip"));
+}

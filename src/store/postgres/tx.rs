@@ -42,10 +42,14 @@ pub fn db_error(e: postgres::Error) -> StoreError {
 }
 
 fn ts(m: Millis) -> SystemTime {
-    match u64::try_from(m.0) {
-        Ok(ms) => UNIX_EPOCH + Duration::from_millis(ms),
-        Err(_) => UNIX_EPOCH - Duration::from_millis(m.0.unsigned_abs()),
-    }
+    // Never a panic on a time past what SystemTime holds: the epoch stands in.
+    let d = Duration::from_millis(m.0.unsigned_abs());
+    let t = if m.0 >= 0 {
+        UNIX_EPOCH.checked_add(d)
+    } else {
+        UNIX_EPOCH.checked_sub(d)
+    };
+    t.unwrap_or(UNIX_EPOCH)
 }
 
 fn millis(t: SystemTime) -> Millis {
@@ -76,10 +80,6 @@ pub struct PgTx<'c> {
     lost_race: Cell<bool>,
     failed: Cell<bool>,
 }
-
-const POOL_COLUMNS: &str = "created_at, id, account_id, name, allow_unauthenticated, \
-     allow_classic_flow, developer_provider_name, supported_login_providers, \
-     openid_connect_provider_arns, cognito_identity_providers, saml_provider_arns";
 
 fn pool_row(row: &Row) -> R<Pool> {
     Ok(Pool {
@@ -258,7 +258,6 @@ impl Tx for PgTx<'_> {
              allow_classic_flow, developer_provider_name, supported_login_providers, \
              openid_connect_provider_arns, cognito_identity_providers, saml_provider_arns \
              FROM pools WHERE id = $1";
-        debug_assert!(SQL.contains(POOL_COLUMNS));
         self.opt(SQL, &[&id])?.as_ref().map(pool_row).transpose()
     }
     fn count_pools(&self, account: &str) -> R<i64> {

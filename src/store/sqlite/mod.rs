@@ -38,12 +38,6 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-impl From<r2d2::Error> for StoreError {
-    fn from(e: r2d2::Error) -> Self {
-        StoreError::Unavailable(e.to_string())
-    }
-}
-
 /// A time column: UTC text `YYYY-MM-DD HH:MM:SS.SSS`.
 fn time_col(row: &Row, i: usize) -> rusqlite::Result<Millis> {
     let s: String = row.get(i)?;
