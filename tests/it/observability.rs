@@ -103,6 +103,16 @@ async fn json_logs_have_one_access_line_per_request_with_its_id_and_no_token() {
         .filter(|l| l["target"] == "idpool::access")
         .collect();
     assert_eq!(access.len(), 2, "one access line per request: {access:?}");
+    // Both calls succeeded and wrote: nothing is logged as a warning or an error (a success
+    // once logged a "storage failure" it never had).
+    let alarms: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["level"] == "ERROR" || (l["level"] == "WARN" && l.get("span").is_some()))
+        .collect();
+    assert!(
+        alarms.is_empty(),
+        "successful requests log no alarm: {alarms:?}"
+    );
     let create = access
         .iter()
         .find(|l| l["fields"]["op"] == "CreateIdentityPool")

@@ -235,7 +235,9 @@ impl Sqlite {
         if sender.send(job(f, done)).await.is_err() {
             return Err(StoreError::WriterGone.into());
         }
-        answer.await.unwrap_or(Err(StoreError::WriterGone.into()))
+        answer
+            .await
+            .unwrap_or_else(|_| Err(StoreError::WriterGone.into()))
     }
 
     /// `write` from a thread that may block (command-line tools, start-up); never from an
@@ -253,7 +255,7 @@ impl Sqlite {
         }
         answer
             .blocking_recv()
-            .unwrap_or(Err(StoreError::WriterGone.into()))
+            .unwrap_or_else(|_| Err(StoreError::WriterGone.into()))
     }
 
     fn sender(&self) -> Option<mpsc::Sender<Job>> {
