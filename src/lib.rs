@@ -18,6 +18,7 @@
 //! - `times`: time as stored (readable text) and as sent (epoch seconds).
 //! - `tokens`: this server's OpenID tokens: signing keys, JWKS, discovery.
 //! - `verify`: checking provider login tokens (oidc, introspect, trust).
+//! - `logsink`: log lines to stderr in batches; warnings and errors at once.
 //! - `metrics`: the Prometheus metrics served at `GET /metrics`.
 //! - `http_client`: the bounded outbound HTTP(S) client (JWKS, introspection, STS).
 //! - `rate_limit`: optional per-client limits on the public operations.
@@ -32,6 +33,7 @@ pub mod config;
 pub mod connection;
 pub mod health;
 pub mod http_client;
+pub mod logsink;
 pub mod metrics;
 pub mod model;
 pub mod ops;

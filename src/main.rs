@@ -139,7 +139,7 @@ fn main() -> ExitCode {
     if let Some(s) = cli.seed {
         config.seed.file = Some(s);
     }
-    init_logs(config.log.format);
+    let _logs = init_logs(config.log.format);
     if let Some(Command::Keys {
         action: KeysAction::Rotate,
     }) = cli.command
@@ -223,19 +223,30 @@ fn rotate_keys(config: &Config) -> ExitCode {
     }
 }
 
-/// Logs to stderr, as text or as one JSON object a line; `RUST_LOG` sets the levels.
-fn init_logs(format: idpool::config::LogFormat) {
+/// Logs to stderr, as text or as one JSON object a line; `RUST_LOG` sets the levels. Info
+/// lines are written in batches (see `logsink`); the guard writes what waits when `main`
+/// returns, and a panic writes it before its own message.
+fn init_logs(format: idpool::config::LogFormat) -> idpool::logsink::FlushOnDrop<std::io::Stderr> {
+    let sink = idpool::logsink::LogSink::stderr();
+    let on_panic = sink.clone();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        on_panic.flush();
+        previous(info);
+    }));
+    let guard = sink.flush_on_drop();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(sink);
     match format {
         idpool::config::LogFormat::Json => builder.json().init(),
         idpool::config::LogFormat::Text => builder
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init(),
     }
+    guard
 }
 
 /// `idpool seed check FILE`: applies the seed to a scratch database that is thrown away.
