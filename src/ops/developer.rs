@@ -12,7 +12,7 @@ use super::linking::{self, identity_in_pool, require_pool, usable_identity, LOGI
 use super::logins;
 use super::openid::{amr, claims};
 use super::pools::owned_pool;
-use super::{new_id, roles, Caller};
+use super::{new_identity_id, roles, Caller};
 use crate::model::Pool;
 use crate::protocol::ApiError;
 use crate::store::Tx;
@@ -103,7 +103,7 @@ pub async fn get_open_id_token_for_developer_identity(
                     }
                     (None, Some(o)) => o,
                     (None, None) => {
-                        let i = new_id(pool.region());
+                        let i = new_identity_id(pool.region());
                         tx.insert_identity(&i, &pool.id, times::now())?;
                         link_developer(tx, &pool.id, &user, &i)?;
                         i

@@ -13,7 +13,7 @@ use super::linking::{
 };
 use super::logins::{self, Login};
 use super::pools::owned_pool;
-use super::{new_id, Caller};
+use super::{new_identity_id, Caller};
 use crate::model::{DescribedIdentity, Pool};
 use crate::protocol::ApiError;
 use crate::store::cache;
@@ -62,7 +62,7 @@ pub async fn get_id(app: &App, input: GetIdInput) -> Result<Value, ApiError> {
         if !pool.settings.allow_unauthenticated {
             return Err(ApiError::NotAuthorized(UNAUTH_NOT_SUPPORTED.to_string()));
         }
-        let id = new_id(pool.region());
+        let id = new_identity_id(pool.region());
         let pool_id = pool.id.clone();
         return app
             .store
@@ -77,7 +77,7 @@ pub async fn get_id(app: &App, input: GetIdInput) -> Result<Value, ApiError> {
 
     // Known logins, all on one identity: answered from the cache, no database at all.
     if let Some(id) = cached_owner(app, &pool.id, &logins) {
-        return Ok(json!({ "IdentityId": &*id }));
+        return Ok(json!({ "IdentityId": id }));
     }
     // Otherwise one write transaction finds the owner, or links or creates it: a login that
     // is known but not cached costs the same round trip a read would, and a new one no read
@@ -85,7 +85,7 @@ pub async fn get_id(app: &App, input: GetIdInput) -> Result<Value, ApiError> {
     let generation = app.store.cache().generation();
     let pool_id = pool.id.clone();
     let region = pool.region().to_string();
-    let keys: Vec<String> = logins
+    let keys: Vec<cache::LoginKey> = logins
         .iter()
         .map(|l| cache::login_key(&pool.id, &l.provider, &l.subject))
         .collect();
@@ -96,9 +96,8 @@ pub async fn get_id(app: &App, input: GetIdInput) -> Result<Value, ApiError> {
             linking::find_or_create(tx, &pool_id, &region, &logins)
         })
         .await?;
-    let shared: Arc<str> = Arc::from(id.as_str());
     for key in keys {
-        app.store.cache().put_login(generation, key, shared.clone());
+        app.store.cache().put_login(generation, key, &id);
     }
     Ok(json!({ "IdentityId": id }))
 }
@@ -122,9 +121,9 @@ pub async fn cached_pool(app: &App, id: &str) -> Result<Arc<Pool>, ApiError> {
 }
 
 /// The enabled identity that owns every one of these logins, when the cache says so.
-fn cached_owner(app: &App, pool: &str, logins: &[Login]) -> Option<Arc<str>> {
+fn cached_owner(app: &App, pool: &str, logins: &[Login]) -> Option<String> {
     let cache = app.store.cache();
-    let mut owner: Option<Arc<str>> = None;
+    let mut owner: Option<String> = None;
     for l in logins {
         let found = cache.login(&cache::login_key(pool, &l.provider, &l.subject));
         crate::metrics::cache(found.is_some());

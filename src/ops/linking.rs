@@ -6,7 +6,7 @@
 
 use crate::model::Identity;
 use crate::ops::logins::Login;
-use crate::ops::new_id;
+use crate::ops::new_identity_id;
 use crate::protocol::ApiError;
 use crate::store::Tx;
 use crate::times::{self, Millis};
@@ -158,7 +158,7 @@ pub fn find_or_create(
     match owner {
         None => {
             // A fresh identity has no logins yet: nothing to conflict with, room for ten.
-            let id = new_id(region);
+            let id = new_identity_id(region);
             tx.insert_identity(&id, pool, now)?;
             for l in unlinked {
                 tx.link(pool, &l.provider, &l.subject, &id, now)?;

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::cursor::position_payload;
-use super::{new_id, Caller};
+use super::{new_pool_id, Caller};
 use crate::arn::Arn;
 use crate::model::{CognitoProvider, Pool, PoolSettings};
 use crate::protocol::ApiError;
@@ -206,7 +206,7 @@ fn check_pool_count(tx: &dyn Tx, account: &str) -> Result<(), ApiError> {
 pub async fn create(app: &App, caller: &Caller, input: PoolInput) -> Result<Value, ApiError> {
     let (settings, tags) = settings_from(input)?;
     let tags = tags.unwrap_or_default();
-    let id = new_id(&caller.region);
+    let id = new_pool_id(&caller.region);
     let account = caller.account_id.clone();
     app.store
         .write(move |tx| {

@@ -20,8 +20,10 @@ async fn the_same_login_gets_the_same_identity_forever_even_across_restarts() {
     assert_ne!(a, bob);
     let (region, uuid) = a.split_once(':').unwrap();
     assert_eq!(region, "us-east-1");
-    assert_eq!(uuid::Uuid::parse_str(uuid).unwrap().get_version_num(), 4);
+    // A UUIDv7: time-ordered (see docs/behaviour.md), the same text form as AWS's v4 ids.
+    assert_eq!(uuid::Uuid::parse_str(uuid).unwrap().get_version_num(), 7);
     assert_eq!(uuid, uuid.to_lowercase());
+    assert!(a < bob, "a later identity sorts after an earlier one");
 
     let ts = ts.restart().await;
     let c = ts.client();
