@@ -19,6 +19,7 @@ pub struct Keys {
     allow_unsigned: bool,
     /// `[admin] host`: the only host signed requests may be signed for.
     host: Option<String>,
+    derived: sigv4::DerivedKeys,
 }
 
 impl Keys {
@@ -45,6 +46,7 @@ impl Keys {
             regions: config.served_regions(),
             allow_unsigned: config.admin.allow_unsigned,
             host: config.admin.host.clone(),
+            derived: sigv4::DerivedKeys::default(),
         }
     }
 
@@ -89,6 +91,7 @@ impl Keys {
             self.host.as_deref(),
             SystemTime::now(),
             |akid| self.by_id.get(akid).map(|(s, _)| s.expose()),
+            &self.derived,
         )?;
         let account = self
             .by_id

@@ -9,8 +9,9 @@
 //! its one public host name, a 15-minute clock skew, no temporary credentials, and a signed
 //! body: no `UNSIGNED-PAYLOAD`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -93,6 +94,7 @@ impl fmt::Debug for SigningKey<'_> {
 /// unknown key →
 /// scope service and region → request date → scope date → clock skew → body hash and signature.
 /// Error messages never contain the signature, the secret or anything derived from it.
+/// `derived` keeps the signing keys derived so far (see [`DerivedKeys`]).
 #[allow(clippy::too_many_arguments)]
 pub fn verify<'k>(
     method: &Method,
@@ -103,6 +105,7 @@ pub fn verify<'k>(
     host: Option<&str>,
     now: SystemTime,
     lookup: impl Fn(&str) -> Option<&'k str>,
+    derived: &DerivedKeys,
 ) -> Result<Verified, ApiError> {
     let auth = parse_authorization(authorization_header(headers)?)?;
     check_signed_headers(&auth.signed_headers, headers)?;
@@ -142,13 +145,57 @@ pub fn verify<'k>(
         &auth.signed_headers,
         &payload_hash,
     );
-    scoped_mac(secret, &auth.scope, &when.amz_date, &creq)?
-        .verify_slice(&auth.signature)
-        .map_err(|_| ApiError::InvalidSignature(SIGNATURE_MISMATCH.to_owned()))?;
+    let key = derived.key(auth.access_key_id, secret, &auth.scope)?;
+    hmac(
+        &key,
+        string_to_sign(&auth.scope, &when.amz_date, &creq).as_bytes(),
+    )?
+    .verify_slice(&auth.signature)
+    .map_err(|_| ApiError::InvalidSignature(SIGNATURE_MISMATCH.to_owned()))?;
     Ok(Verified {
         access_key_id: auth.access_key_id.to_owned(),
         region: auth.scope.region.to_owned(),
     })
+}
+
+/// Signing keys derived from secret keys — four HMACs each — kept per access key, date and
+/// region, as AWS's SDKs keep them on the signing side: a signed request then costs the two
+/// hashes and the one HMAC that depend on it. Keys are secrets: never logged, never shown
+/// (no `Debug`). Bounded: past [`DerivedKeys::CAPACITY`] entries (a day has one per key and
+/// region) the map starts over.
+#[derive(Default)]
+pub struct DerivedKeys {
+    keys: Mutex<HashMap<(String, String, String), [u8; 32]>>,
+}
+
+impl DerivedKeys {
+    /// Entries kept at most.
+    pub const CAPACITY: usize = 4096;
+
+    /// The signing key of `secret` for this scope's date and region (the service is always
+    /// this server's: checked before). `access_key_id` names the secret: one id, one secret.
+    fn key(
+        &self,
+        access_key_id: &str,
+        secret: &str,
+        scope: &Scope<'_>,
+    ) -> Result<[u8; 32], ApiError> {
+        let id = (
+            access_key_id.to_owned(),
+            scope.date.to_owned(),
+            scope.region.to_owned(),
+        );
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = keys.get(&id) {
+            return Ok(*k);
+        }
+        let key = derive_key(secret, scope)?;
+        if keys.len() >= Self::CAPACITY {
+            keys.clear();
+        }
+        keys.insert(id, key);
+        Ok(key)
+    }
 }
 
 /// The region a request's `Authorization` header is scoped to, read without checking the
@@ -840,6 +887,14 @@ fn scoped_mac(
     amz_date: &str,
     canonical_request: &[u8],
 ) -> Result<HmacSha256, ApiError> {
+    hmac(
+        &derive_key(secret, scope)?,
+        string_to_sign(scope, amz_date, canonical_request).as_bytes(),
+    )
+}
+
+/// The signing key: `AWS4`+secret → date → region → service → `aws4_request`.
+fn derive_key(secret: &str, scope: &Scope<'_>) -> Result<[u8; 32], ApiError> {
     let k_secret = format!("AWS4{secret}");
     let mut key = hmac(k_secret.as_bytes(), scope.date.as_bytes())?
         .finalize()
@@ -847,10 +902,9 @@ fn scoped_mac(
     for part in [scope.region, scope.service, TERMINATOR] {
         key = hmac(&key, part.as_bytes())?.finalize().into_bytes();
     }
-    hmac(
-        &key,
-        string_to_sign(scope, amz_date, canonical_request).as_bytes(),
-    )
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&key);
+    Ok(out)
 }
 
 /// The string to sign: the algorithm, the request time, the credential scope and the hex
@@ -1173,6 +1227,15 @@ mod tests {
         }
 
         fn verify_full(&self, host: Option<&str>, now: SystemTime) -> Result<Verified, ApiError> {
+            self.verify_with(host, now, &DerivedKeys::default())
+        }
+
+        fn verify_with(
+            &self,
+            host: Option<&str>,
+            now: SystemTime,
+            derived: &DerivedKeys,
+        ) -> Result<Verified, ApiError> {
             verify(
                 &self.method,
                 &self.uri,
@@ -1182,6 +1245,7 @@ mod tests {
                 host,
                 now,
                 lookup,
+                derived,
             )
         }
 
@@ -1239,6 +1303,24 @@ mod tests {
             req.verify(),
             Err(ApiError::UnrecognizedClient(UNKNOWN_KEY.to_owned()))
         );
+    }
+
+    #[test]
+    fn a_kept_signing_key_verifies_only_what_the_secret_signed() {
+        let derived = DerivedKeys::default();
+        let now = at(AMZ_DATE);
+        let good = Request::new().signed();
+        assert_eq!(good.verify_with(None, now, &derived), ok());
+        assert_eq!(
+            good.verify_with(None, now, &derived),
+            ok(),
+            "from the kept key"
+        );
+        let forged = Request::new().signed_as(AKID, "not-the-secret", REGION, SERVICE);
+        assert_eq!(forged.verify_with(None, now, &derived), mismatch());
+        let mut tampered = Request::new().signed();
+        tampered.body = b"{\"IdentityPoolId\":\"other\"}".to_vec();
+        assert_ne!(tampered.verify_with(None, now, &derived), ok());
     }
 
     #[test]
@@ -1887,6 +1969,7 @@ mod tests {
                 None,
                 SystemTime::now(),
                 lookup,
+                &DerivedKeys::default(),
             )
         };
         assert_eq!(check(&headers, &sent.body), ok(), "{sent:?}");
