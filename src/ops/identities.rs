@@ -79,23 +79,34 @@ pub async fn get_id(app: &App, input: GetIdInput) -> Result<Value, ApiError> {
     if let Some(id) = cached_owner(app, &pool.id, &logins) {
         return Ok(json!({ "IdentityId": id }));
     }
-    // Otherwise one write transaction finds the owner, or links or creates it: a login that
-    // is known but not cached costs the same round trip a read would, and a new one no read
-    // before its write. What it ends on is cached, unless a change came in meanwhile.
+    // Otherwise a read finds a known owner (on SQLite, on this thread: no queue behind the
+    // writer for a user who only comes back), and only what is left — a new login, a link,
+    // a conflict — takes a write transaction. What it ends on is cached, unless a change came
+    // in meanwhile.
     let generation = app.store.cache().generation();
-    let pool_id = pool.id.clone();
-    let region = pool.region().to_string();
     let keys: Vec<cache::LoginKey> = logins
         .iter()
         .map(|l| cache::login_key(&pool.id, &l.provider, &l.subject))
         .collect();
-    let id = app
-        .store
-        .write(move |tx| {
-            require_pool(tx, &pool_id)?;
-            linking::find_or_create(tx, &pool_id, &region, &logins)
-        })
-        .await?;
+    let (pool_id, logins) = (pool.id.clone(), Arc::new(logins));
+    let known = {
+        let (pool_id, logins) = (pool_id.clone(), logins.clone());
+        app.store
+            .read(move |tx| linking::known_owner(tx, &pool_id, &logins))
+            .await?
+    };
+    let id = match known {
+        Some(id) => id,
+        None => {
+            let region = pool.region().to_string();
+            app.store
+                .write(move |tx| {
+                    require_pool(tx, &pool_id)?;
+                    linking::find_or_create(tx, &pool_id, &region, &logins)
+                })
+                .await?
+        }
+    };
     for key in keys {
         app.store.cache().put_login(generation, key, &id);
     }

@@ -130,6 +130,27 @@ pub fn merge(tx: &dyn Tx, from: &str, into: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// GetId's read before its write: the usable identity that already owns every one of these
+/// logins, when there is one. `None` whenever anything is left to do or to refuse (a login not
+/// linked yet, logins of different identities, a disabled identity): the write decides those.
+pub fn known_owner(tx: &dyn Tx, pool: &str, logins: &[Login]) -> Result<Option<String>, ApiError> {
+    let mut owner: Option<String> = None;
+    for l in logins {
+        match tx.login_owner(pool, &l.provider, &l.subject)? {
+            None => return Ok(None),
+            Some(o) => match &owner {
+                Some(prev) if *prev != o => return Ok(None),
+                Some(_) => {}
+                None => owner = Some(o),
+            },
+        }
+    }
+    Ok(match owner {
+        Some(id) => tx.identity(&id)?.filter(|i| !i.disabled).map(|i| i.id),
+        None => None,
+    })
+}
+
 /// GetId's write: finds or creates the one identity these logins belong to and links the ones
 /// that are new to it; logins of different identities are a conflict.
 pub fn find_or_create(

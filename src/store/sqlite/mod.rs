@@ -85,8 +85,27 @@ enum Run<'t, 'c> {
     Fail(Arc<StoreError>),
 }
 
+/// Numbers the engines opened in this process, for [`INLINE`].
+static OPENED: AtomicU64 = AtomicU64::new(0);
+/// Inline read connections one thread keeps at most (one per engine it served).
+const INLINE_PER_THREAD: usize = 4;
+/// How long an inline read waits for a lock at most.
+const INLINE_BUSY: Duration = Duration::from_millis(100);
+
+thread_local! {
+    /// The read connections of this (async worker) thread, by engine number: a request's
+    /// short read runs right here, without a hop to another thread and back, which on a small
+    /// machine costs more than the read itself.
+    static INLINE: std::cell::RefCell<Vec<(u64, Connection)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// The SQLite engine.
 pub struct Sqlite {
+    /// This engine's number in the process, keying the inline read connections.
+    id: u64,
+    sync: Synchronous,
+    busy: Duration,
     path: PathBuf,
     readers: r2d2::Pool<SqliteConnectionManager>,
     writer: Mutex<Option<mpsc::Sender<Job>>>,
@@ -191,6 +210,9 @@ impl Sqlite {
             .map_err(|e| io_error(path, e))?;
 
         Ok(Sqlite {
+            id: OPENED.fetch_add(1, Ordering::Relaxed),
+            sync,
+            busy,
             path: path.to_path_buf(),
             readers,
             writer: Mutex::new(Some(tx)),
@@ -212,13 +234,49 @@ impl Sqlite {
         E: From<StoreError>,
     {
         let conn = self.readers.get().map_err(StoreError::from)?;
-        // One snapshot for all of `f`'s statements.
-        exec(&conn, "BEGIN").map_err(StoreError::from)?;
-        let out = f(&SqliteTx::new(&conn));
-        if exec(&conn, "COMMIT").is_err() {
-            let _ = conn.execute_batch("ROLLBACK");
+        snapshot(&conn, f)
+    }
+
+    /// [`Sqlite::read`] on this thread's own read connection, opened on first use: for the
+    /// short, bounded reads of a request (a few point lookups, one page of a listing), run on
+    /// the async worker itself. Falls back to the pool when no connection can be had here.
+    pub fn read_here<T, E>(&self, f: impl FnOnce(&dyn Tx) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let mut f = Some(f);
+        let done = INLINE.with(|cell| {
+            let mut conns = cell.try_borrow_mut().ok()?;
+            let at = match conns.iter().position(|(id, _)| *id == self.id) {
+                Some(i) => i,
+                None => {
+                    let conn = self.open_reader().ok()?;
+                    if conns.len() >= INLINE_PER_THREAD {
+                        conns.remove(0);
+                    }
+                    conns.push((self.id, conn));
+                    conns.len() - 1
+                }
+            };
+            let conn = &conns[at].1;
+            let f = f.take()?;
+            Some(snapshot(conn, f))
+        });
+        match (done, f) {
+            (Some(out), _) => out,
+            (None, Some(f)) => self.read(f),
+            (None, None) => Err(StoreError::ReadAborted.into()),
         }
-        out
+    }
+
+    fn open_reader(&self) -> Result<Connection, StoreError> {
+        let c = Connection::open_with_flags(&self.path, open_flags())?;
+        // A WAL reader waits for no writer; it can meet a lock only in rare moments (another
+        // process recovering the WAL, say), and then it must not hold an async worker for
+        // the whole busy timeout.
+        configure(&c, self.sync, self.busy.min(INLINE_BUSY))?;
+        c.pragma_update(None, "query_only", "ON")?;
+        Ok(c)
     }
 
     /// Runs `f` inside the writer's next transaction, in a savepoint of its own, and returns
@@ -294,6 +352,19 @@ impl Drop for Sqlite {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// Runs `f` in one read transaction: one snapshot for all of its statements.
+fn snapshot<T, E>(conn: &Connection, f: impl FnOnce(&dyn Tx) -> Result<T, E>) -> Result<T, E>
+where
+    E: From<StoreError>,
+{
+    exec(conn, "BEGIN").map_err(StoreError::from)?;
+    let out = f(&SqliteTx::new(conn));
+    if exec(conn, "COMMIT").is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    out
 }
 
 /// Wraps a request's write for the writer: `done` gets its result after the commit.
