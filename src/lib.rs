@@ -18,6 +18,7 @@
 //! - `times`: time as stored (readable text) and as sent (epoch seconds).
 //! - `tokens`: this server's OpenID tokens: signing keys, JWKS, discovery.
 //! - `verify`: checking provider login tokens (oidc, introspect, trust).
+//! - `access_log`: the one access line per API request, written straight into the log sink.
 //! - `logsink`: log lines to stderr in batches; warnings and errors at once.
 //! - `metrics`: the Prometheus metrics served at `GET /metrics`.
 //! - `http_client`: the bounded outbound HTTP(S) client (JWKS, introspection, STS).
@@ -27,6 +28,7 @@
 // checked on the non-test build by `cargo clippy --all-targets`).
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod access_log;
 pub mod arn;
 pub mod auth;
 pub mod config;

@@ -94,6 +94,14 @@ impl<W: Write + Send + 'static> LogSink<W> {
         }
     }
 
+    /// The writer of one line of `level`: warnings and errors are written at once.
+    pub fn writer_for(&self, level: Level) -> LineWriter<W> {
+        LineWriter {
+            sink: self.clone(),
+            at_once: level <= Level::WARN,
+        }
+    }
+
     /// A guard that flushes when dropped: hold it in `main`.
     pub fn flush_on_drop(&self) -> FlushOnDrop<W> {
         FlushOnDrop(self.clone())
@@ -144,11 +152,8 @@ impl<'a, W: Write + Send + 'static> MakeWriter<'a> for LogSink<W> {
     }
 
     fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Self::Writer {
-        LineWriter {
-            sink: self.clone(),
-            // WARN and ERROR are the levels at or above WARN (ERROR is the "smallest").
-            at_once: *meta.level() <= Level::WARN,
-        }
+        // WARN and ERROR are the levels at or above WARN (ERROR is the "smallest").
+        self.writer_for(*meta.level())
     }
 }
 

@@ -235,18 +235,48 @@ fn init_logs(format: idpool::config::LogFormat) -> idpool::logsink::FlushOnDrop<
         previous(info);
     }));
     let guard = sink.flush_on_drop();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(sink);
-    match format {
-        idpool::config::LogFormat::Json => builder.json().init(),
-        idpool::config::LogFormat::Text => builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init(),
+    let json = format == idpool::config::LogFormat::Json;
+    let ansi = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if !ansi {
+        // Coloured text for a terminal stays with tracing's formatter.
+        idpool::access_log::install(sink.clone(), json);
+    }
+    // RUST_LOG as plain `target=level` directives (the usual case) is a static filter that
+    // costs nothing per span; span and field directives need the full EnvFilter.
+    let directives = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_string());
+    match directives.parse::<tracing_subscriber::filter::Targets>() {
+        Ok(targets) => init_subscriber(targets, json, ansi, sink),
+        Err(_) => init_subscriber(
+            tracing_subscriber::EnvFilter::try_new(&directives)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            json,
+            ansi,
+            sink,
+        ),
     }
     guard
+}
+
+fn init_subscriber<F>(filter: F, json: bool, ansi: bool, sink: idpool::logsink::LogSink)
+where
+    F: tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
+{
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let registry = tracing_subscriber::registry().with(filter);
+    if json {
+        registry
+            .with(tracing_subscriber::fmt::layer().json().with_writer(sink))
+            .init();
+    } else {
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(ansi)
+                    .with_writer(sink),
+            )
+            .init();
+    }
 }
 
 /// `idpool seed check FILE`: applies the seed to a scratch database that is thrown away.

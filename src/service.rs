@@ -56,6 +56,8 @@ pub async fn handle(
 struct Outcome {
     op: &'static str,
     outcome: &'static str,
+    /// The account of a signed admin caller.
+    account: Option<String>,
 }
 
 async fn respond(
@@ -70,6 +72,7 @@ async fn respond(
     let mut seen = Outcome {
         op: "-",
         outcome: "ok",
+        account: None,
     };
     let mut body = ReqBody {
         inner: body,
@@ -87,7 +90,7 @@ async fn respond(
         metrics_page()
     } else {
         api = true;
-        let (op, outcome) = route(&app, &conn, &parts, &mut body).await;
+        let (op, outcome) = route(&app, &conn, &parts, &mut body, &mut seen.account).await;
         seen.op = op.map(Operation::name).unwrap_or("-");
         match outcome {
             Ok(body) => ok(body),
@@ -106,14 +109,14 @@ async fn respond(
     if api {
         let elapsed = started.elapsed();
         crate::metrics::request(seen.op, seen.outcome, elapsed.as_secs_f64());
-        tracing::info!(
-            target: "idpool::access",
-            op = seen.op,
-            outcome = seen.outcome,
-            status = resp.status().as_u16(),
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
-            "request"
-        );
+        crate::access_log::log(&crate::access_log::Line {
+            request_id: &request_id,
+            account: seen.account.as_deref(),
+            op: seen.op,
+            outcome: seen.outcome,
+            status: resp.status().as_u16(),
+            duration: elapsed,
+        });
     }
     if !body.finish(&parts, &conn).await {
         close(&mut resp);
@@ -327,6 +330,7 @@ async fn route(
     conn: &ConnState,
     req: &http::request::Parts,
     body: &mut ReqBody,
+    account: &mut Option<String>,
 ) -> (Option<Operation>, Result<Vec<u8>, Failure>) {
     if req.method != Method::POST || req.uri.path() != "/" {
         return (
@@ -343,7 +347,7 @@ async fn route(
         Ok(op) => op,
         Err(e) => return (None, Err(e.into())),
     };
-    (Some(op), run(app, conn, op, req, body).await)
+    (Some(op), run(app, conn, op, req, body, account).await)
 }
 
 fn target(req: &http::request::Parts) -> Result<Operation, ApiError> {
@@ -459,6 +463,7 @@ async fn run(
     op: Operation,
     parts: &http::request::Parts,
     body: &mut ReqBody,
+    account: &mut Option<String>,
 ) -> Result<Vec<u8>, Failure> {
     app.rate_limit.check(op, &parts.extensions)?;
     check_content_type(parts)?;
@@ -467,6 +472,7 @@ async fn run(
     let caller = app.keys.authorize(op, parts, bytes)?;
     if !op.is_public() {
         tracing::Span::current().record("account", caller.account_id.as_str());
+        *account = Some(caller.account_id.clone());
     }
     let input: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Default::default())
