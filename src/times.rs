@@ -31,9 +31,34 @@ impl Millis {
     }
 
     /// Reads the database's text form back.
+    /// Read by hand, not through a format description: a ListIdentities page reads two per
+    /// row, and the general parser cost more than the row's database lookups.
     pub fn parse(s: &str) -> Option<Millis> {
-        let t = time::PrimitiveDateTime::parse(s, TEXT).ok()?.assume_utc();
-        Some(Millis((t.unix_timestamp_nanos() / 1_000_000) as i64))
+        let b = s.as_bytes();
+        if b.len() != 23 || [b[4], b[7], b[10], b[13], b[16], b[19]] != *b"-- ::." {
+            return None;
+        }
+        let num = |from: usize, to: usize| -> Option<i64> {
+            b[from..to].iter().try_fold(0i64, |n, &d| {
+                d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
+            })
+        };
+        let (year, month, day) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+        let (hour, minute, second, milli) =
+            (num(11, 13)?, num(14, 16)?, num(17, 19)?, num(20, 23)?);
+        if !(1..=12).contains(&month)
+            || day < 1
+            || day > days_in_month(year, month)
+            || hour > 23
+            || minute > 59
+            || second > 59
+        {
+            return None;
+        }
+        let days = days_from_civil(year, month, day);
+        Some(Millis(
+            ((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + milli,
+        ))
     }
 
     /// Epoch seconds as a JSON number, the wire's `DateType`.
@@ -44,6 +69,30 @@ impl Millis {
             serde_json::Value::from(self.0 as f64 / 1000.0)
         }
     }
+}
+
+fn is_leap(year: i64) -> bool {
+    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if is_leap(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]
@@ -57,5 +106,44 @@ mod tests {
         assert_eq!(Millis::parse(&m.text()), Some(m));
         assert_eq!(m.json(), serde_json::json!(1_763_884_162.123));
         assert_eq!(Millis(1_000).json(), serde_json::json!(1));
+    }
+
+    #[test]
+    fn parse_agrees_with_text_across_the_calendar() {
+        // Every day from 1970 to 2100 (leap days, century rules), at a moment with every
+        // field non-zero, and the first and last millisecond of a day.
+        let day = 86_400_000i64;
+        for d in 0..(131 * 366) {
+            for m in [
+                Millis(d * day),
+                Millis(d * day + 45_296_789),
+                Millis(d * day + day - 1),
+            ] {
+                assert_eq!(Millis::parse(&m.text()), Some(m), "{}", m.text());
+            }
+        }
+    }
+
+    #[test]
+    fn parse_refuses_what_is_not_the_stored_form() {
+        for bad in [
+            "",
+            "2025-11-23 07:49:22",
+            "2025-11-23T07:49:22.123",
+            "2025-11-23 07:49:22.12x",
+            "2025-13-01 00:00:00.000",
+            "2025-02-29 00:00:00.000",
+            "2025-04-31 00:00:00.000",
+            "2025-11-23 24:00:00.000",
+            "2025-11-23 07:60:00.000",
+            "+025-11-23 07:49:22.123",
+            "2025-11-23 07:49:22.1234",
+        ] {
+            assert_eq!(Millis::parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(
+            Millis::parse("2024-02-29 00:00:00.000"),
+            Some(Millis(1_709_164_800_000))
+        );
     }
 }

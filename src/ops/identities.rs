@@ -12,7 +12,7 @@ use super::linking::{
     self, require_pool, usable_identity, LOGINS_DONT_MATCH, UNAUTH_NOT_SUPPORTED,
 };
 use super::logins::{self, Login};
-use super::pools::owned_pool;
+use super::pools::owned_pool_in;
 use super::{new_identity_id, Caller};
 use crate::model::{DescribedIdentity, Pool};
 use crate::protocol::ApiError;
@@ -188,20 +188,24 @@ pub async fn describe(
 
 /// ListIdentities: a pool's identities in creation order, one read per page.
 pub async fn list(app: &App, caller: &Caller, input: ListInput) -> Result<Value, ApiError> {
-    let pool = owned_pool(app, caller, &input.pool_id).await?;
-    let scope = format!("identities|{}", pool.id);
-    let after = match &input.next_token {
-        Some(t) => Some(app.cursors.open_position(&scope, t)?),
-        None => None,
-    };
+    let scope = format!("identities|{}", input.pool_id);
+    // A bad token is reported only for a pool the caller can see.
+    let after = input
+        .next_token
+        .as_ref()
+        .map(|t| app.cursors.open_position(&scope, t));
     let limit = input.max_results.clamp(1, 60) as usize;
     let hide = input.hide_disabled.unwrap_or(false);
-    let pool_id = pool.id.clone();
-    let rows = app
+    let caller = caller.clone();
+    // The pool and its page in one snapshot.
+    let (pool_id, rows) = app
         .store
         .read(move |tx| {
+            let pool = owned_pool_in(tx, &input.pool_id, &caller)?;
+            let after = after.transpose()?;
             let developer = pool.settings.developer_provider_name.as_deref();
-            tx.list_identities(&pool.id, after.as_ref(), limit, hide, developer)
+            let rows = tx.list_identities(&pool.id, after.as_ref(), limit, hide, developer)?;
+            Ok::<_, ApiError>((pool.id, rows))
         })
         .await?;
     let mut out = Map::new();

@@ -18,6 +18,21 @@ use crate::store::tx::{Tx, R};
 use crate::store::StoreError;
 use crate::times::Millis;
 
+/// The columns `described_row` reads: an identity, its provider names, and whether it has
+/// developer user ids. A pool without a developer provider has none to look for, so its
+/// variant skips that lookup per row.
+macro_rules! described_columns {
+    () => {
+        "SELECT i.id, i.pool_id, i.created_at, i.updated_at, i.disabled, \
+         array(SELECT provider FROM logins WHERE identity_id = i.id ORDER BY provider), false "
+    };
+    (developer) => {
+        "SELECT i.id, i.pool_id, i.created_at, i.updated_at, i.disabled, \
+         array(SELECT provider FROM logins WHERE identity_id = i.id ORDER BY provider), \
+         EXISTS (SELECT 1 FROM developer_users WHERE identity_id = i.id) "
+    };
+}
+
 type P<'a> = &'a (dyn ToSql + Sync);
 
 /// A driver error as the store names it: races that running the request again resolves are
@@ -479,15 +494,17 @@ impl Tx for PgTx<'_> {
         .transpose()
     }
     fn describe_identity(&self, id: &str, developer: Option<&str>) -> R<Option<DescribedIdentity>> {
-        self.opt(
-            "SELECT i.id, i.pool_id, i.created_at, i.updated_at, i.disabled, \
-             array(SELECT provider FROM logins WHERE identity_id = i.id ORDER BY provider), \
-             EXISTS (SELECT 1 FROM developer_users WHERE identity_id = i.id) \
-             FROM identities i WHERE i.id = $1",
-            &[&id],
-        )?
-        .map(|r| described_row(&r, developer))
-        .transpose()
+        let sql = if developer.is_some() {
+            concat!(
+                described_columns!(developer),
+                "FROM identities i WHERE i.id = $1"
+            )
+        } else {
+            concat!(described_columns!(), "FROM identities i WHERE i.id = $1")
+        };
+        self.opt(sql, &[&id])?
+            .map(|r| described_row(&r, developer))
+            .transpose()
     }
     fn list_identities(
         &self,
@@ -498,18 +515,22 @@ impl Tx for PgTx<'_> {
         developer: Option<&str>,
     ) -> R<Vec<DescribedIdentity>> {
         let (t, i) = position(after);
-        self.rows(
-            "SELECT i.id, i.pool_id, i.created_at, i.updated_at, i.disabled, \
-             array(SELECT provider FROM logins WHERE identity_id = i.id ORDER BY provider), \
-             EXISTS (SELECT 1 FROM developer_users WHERE identity_id = i.id) \
-             FROM identities i WHERE i.pool_id = $1 \
-             AND ($2::timestamptz IS NULL OR (i.created_at, i.id) > ($2, $3)) \
-             AND (NOT $4 OR NOT i.disabled) ORDER BY i.created_at, i.id LIMIT $5",
-            &[&pool, &t, &i, &hide_disabled, &limit(n)],
-        )?
-        .iter()
-        .map(|r| described_row(r, developer))
-        .collect()
+        macro_rules! page {
+            () => {
+                "FROM identities i WHERE i.pool_id = $1 \
+                 AND ($2::timestamptz IS NULL OR (i.created_at, i.id) > ($2, $3)) \
+                 AND (NOT $4 OR NOT i.disabled) ORDER BY i.created_at, i.id LIMIT $5"
+            };
+        }
+        let sql = if developer.is_some() {
+            concat!(described_columns!(developer), page!())
+        } else {
+            concat!(described_columns!(), page!())
+        };
+        self.rows(sql, &[&pool, &t, &i, &hide_disabled, &limit(n)])?
+            .iter()
+            .map(|r| described_row(r, developer))
+            .collect()
     }
     fn insert_identity(&self, id: &str, pool: &str, now: Millis) -> R<()> {
         self.exec(

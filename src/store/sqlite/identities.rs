@@ -97,10 +97,18 @@ pub fn touch(c: &Connection, identity: &str, now: Millis) -> Result<(), StoreErr
 }
 
 /// The provider names of an identity, one text joined by U+001F, and whether it has developer
-/// user ids: the two columns `described` turns into a provider list.
-const PROVIDER_COLUMNS: &str = "(SELECT group_concat(provider, char(31)) FROM \
-     (SELECT provider FROM logins WHERE identity_id = i.id ORDER BY provider)), \
-     EXISTS (SELECT 1 FROM developer_users WHERE identity_id = i.id)";
+/// user ids: the two columns `described` turns into a provider list. A pool without a developer
+/// provider has no developer user ids to look for: its variant skips that lookup per row.
+fn provider_columns(developer: Option<&str>) -> &'static str {
+    if developer.is_some() {
+        "(SELECT group_concat(provider, char(31)) FROM \
+         (SELECT provider FROM logins WHERE identity_id = i.id ORDER BY provider)), \
+         EXISTS (SELECT 1 FROM developer_users WHERE identity_id = i.id)"
+    } else {
+        "(SELECT group_concat(provider, char(31)) FROM \
+         (SELECT provider FROM logins WHERE identity_id = i.id ORDER BY provider)), 0"
+    }
+}
 
 fn described(row: &Row, developer: Option<&str>) -> rusqlite::Result<DescribedIdentity> {
     let identity = from_row(row)?;
@@ -130,8 +138,9 @@ pub fn describe(
     developer: Option<&str>,
 ) -> Result<Option<DescribedIdentity>, StoreError> {
     let sql = format!(
-        "SELECT i.id, i.pool_id, i.created_at, i.updated_at, i.disabled, {PROVIDER_COLUMNS} \
-         FROM identities i WHERE i.id = ?1"
+        "SELECT i.id, i.pool_id, i.created_at, i.updated_at, i.disabled, {} \
+         FROM identities i WHERE i.id = ?1",
+        provider_columns(developer)
     );
     Ok(c.prepare_cached(&sql)?
         .query_row([id], |r| described(r, developer))
@@ -148,17 +157,21 @@ pub fn list(
     hide_disabled: bool,
     developer: Option<&str>,
 ) -> Result<Vec<DescribedIdentity>, StoreError> {
-    let sql = format!(
-        "SELECT i.id, i.pool_id, i.created_at, i.updated_at, i.disabled, {PROVIDER_COLUMNS} \
-         FROM identities i WHERE i.pool_id = ?1 AND (i.created_at, i.id) > (?2, ?3) \
-         AND (?4 = 0 OR i.disabled = 0) ORDER BY i.created_at, i.id LIMIT ?5"
-    );
-    let mut stmt = c.prepare_cached(&sql)?;
+    let mut stmt = c.prepare_cached(&list_sql(developer))?;
     let (t, i) = position_args(after);
     let rows = stmt.query_map(params![pool, t, i, hide_disabled, limit as i64 + 1], |r| {
         described(r, developer)
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn list_sql(developer: Option<&str>) -> String {
+    format!(
+        "SELECT i.id, i.pool_id, i.created_at, i.updated_at, i.disabled, {} \
+         FROM identities i WHERE i.pool_id = ?1 AND (i.created_at, i.id) > (?2, ?3) \
+         AND (?4 = 0 OR i.disabled = 0) ORDER BY i.created_at, i.id LIMIT ?5",
+        provider_columns(developer)
+    )
 }
 
 /// Every (provider, subject) an identity is linked with.
@@ -281,4 +294,29 @@ pub fn owner_and_state(
     )?
     .query_row([pool, provider, subject], |r| Ok((r.get(0)?, r.get(1)?)))
     .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Synchronous;
+    use rusqlite::StatementStatus;
+    use std::time::Duration;
+
+    /// A page's statement is prepared once and reused as it is: its plan does not depend on
+    /// the bound page size, so SQLite has no reason to parse it again at each call.
+    #[test]
+    fn a_page_statement_is_not_prepared_again_from_one_call_to_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Connection::open(dir.path().join("l.db")).unwrap();
+        super::super::configure(&c, Synchronous::Full, Duration::from_secs(1)).unwrap();
+        super::super::migrate::migrate(&mut c).unwrap();
+        for developer in [None, Some("login.example")] {
+            for limit in [1, 60, 7] {
+                list(&c, "us-east-1:none", None, limit, false, developer).unwrap();
+            }
+            let stmt = c.prepare_cached(&list_sql(developer)).unwrap();
+            assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0);
+        }
+    }
 }
