@@ -15,7 +15,7 @@ mod tx;
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -73,6 +73,31 @@ const MAX_BATCH: usize = 512;
 const QUEUE: usize = 8192;
 /// Read connections; reads run on tokio's blocking threads, at most this many at once.
 const READERS: u32 = 16;
+/// WAL frames (4 KiB pages) past which the log is started over from its beginning (~16 MiB).
+/// Under a steady stream of writes a checkpoint that runs beside the writer never catches the
+/// last frame, and SQLite only reuses the log once every frame is in the database: without this
+/// the WAL grows for as long as the writes go on (hundreds of MB in minutes).
+#[cfg(not(test))]
+const WAL_RESTART_FRAMES: i64 = 4096;
+/// Frames the checkpoint thread leaves for the writer to copy itself: what it has to do
+/// between two batches to finish a cycle, a few pages and one fsync of the database file.
+#[cfg(not(test))]
+const WAL_TAIL_FRAMES: i64 = 256;
+/// The WAL file is cut back to this size when the log starts over.
+#[cfg(not(test))]
+const WAL_SIZE_LIMIT: i64 = 64 << 20;
+/// How often the checkpoint thread looks at the log.
+#[cfg(not(test))]
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+// The same cycle on a small scale, so a unit test sees it turn many times.
+#[cfg(test)]
+const WAL_RESTART_FRAMES: i64 = 64;
+#[cfg(test)]
+const WAL_TAIL_FRAMES: i64 = 16;
+#[cfg(test)]
+const WAL_SIZE_LIMIT: i64 = 1 << 20;
+#[cfg(test)]
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(20);
 
 type Deliver = Box<dyn FnOnce(Result<(), Arc<StoreError>>) + Send>;
 /// A queued write. The writer runs it on its transaction, or — when no transaction could be
@@ -176,6 +201,7 @@ impl Sqlite {
         configure(&writer, sync, busy)?;
         // Checkpoints run on their own thread, never in a request's commit.
         writer.pragma_update(None, "wal_autocheckpoint", 0)?;
+        writer.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
         migrate::migrate(&mut writer)?;
 
         let manager = SqliteConnectionManager::file(path)
@@ -194,6 +220,8 @@ impl Sqlite {
         configure(&checkpoint_conn, sync, busy)?;
 
         let commits = Arc::new(AtomicU64::new(0));
+        let restart = Arc::new(AtomicBool::new(false));
+        let writer_restart = restart.clone();
         let (tx, rx) = mpsc::channel::<Job>(QUEUE);
         let writer_commits = commits.clone();
         let writer_thread = std::thread::Builder::new()
@@ -201,7 +229,15 @@ impl Sqlite {
             .spawn(move || {
                 let f = fatal.clone();
                 let run = std::panic::catch_unwind(AssertUnwindSafe(move || {
-                    writer_loop(writer, rx, writer_commits, &f, give_up, &cache)
+                    writer_loop(
+                        writer,
+                        rx,
+                        writer_commits,
+                        &writer_restart,
+                        &f,
+                        give_up,
+                        &cache,
+                    )
                 }));
                 if run.is_err() {
                     fatal.trip("the writer thread panicked");
@@ -212,7 +248,7 @@ impl Sqlite {
         let ck_commits = commits.clone();
         let ck_thread = std::thread::Builder::new()
             .name("idpool-checkpoint".into())
-            .spawn(move || checkpoint_loop(checkpoint_conn, stop_rx, ck_commits))
+            .spawn(move || checkpoint_loop(checkpoint_conn, stop_rx, ck_commits, restart))
             .map_err(|e| io_error(path, e))?;
 
         Ok(Sqlite {
@@ -417,6 +453,7 @@ fn writer_loop(
     conn: Connection,
     mut rx: mpsc::Receiver<Job>,
     commits: Arc<AtomicU64>,
+    restart: &AtomicBool,
     fatal: &Fatal,
     give_up: Duration,
     cache: &Cache,
@@ -441,6 +478,16 @@ fn writer_loop(
         match outcome {
             Ok(()) => {
                 commits.fetch_add(1, Ordering::Relaxed);
+                // Between two batches nothing else appends to the log, so this checkpoint copies
+                // the last frames and the next transaction starts the log over (see
+                // WAL_RESTART_FRAMES). Its callers were answered already.
+                if restart.load(Ordering::Relaxed) {
+                    match checkpoint(&conn) {
+                        Ok((log, done)) if done >= log => restart.store(false, Ordering::Relaxed),
+                        Ok(_) => {} // a reader still needs older frames: next batch
+                        Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+                    }
+                }
                 if failing.since.take().is_some() {
                     tracing::info!(
                         failed_batches = failing.count,
@@ -550,11 +597,30 @@ fn run_batch(conn: &Connection, batch: Vec<Job>, cache: &Cache) -> Result<(), Ar
     outcome
 }
 
-fn checkpoint_loop(conn: Connection, stop: std::sync::mpsc::Receiver<()>, commits: Arc<AtomicU64>) {
+/// A passive checkpoint: frames in the log, and how many of them are in the database now
+/// (none counted when another connection was checkpointing at the same moment).
+fn checkpoint(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        let busy: i64 = r.get(0)?;
+        let (log, done): (i64, i64) = (r.get(1)?, r.get(2)?);
+        Ok(if busy != 0 {
+            (log.max(1), 0)
+        } else {
+            (log, done)
+        })
+    })
+}
+
+fn checkpoint_loop(
+    conn: Connection,
+    stop: std::sync::mpsc::Receiver<()>,
+    commits: Arc<AtomicU64>,
+    restart: Arc<AtomicBool>,
+) {
     let mut seen = 0u64;
     loop {
         let stopping = matches!(
-            stop.recv_timeout(Duration::from_millis(500)),
+            stop.recv_timeout(CHECKPOINT_EVERY),
             Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
         );
         let now = commits.load(Ordering::Relaxed);
@@ -563,11 +629,79 @@ fn checkpoint_loop(conn: Connection, stop: std::sync::mpsc::Receiver<()>, commit
             let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
             break;
         }
-        if now != seen {
-            seen = now;
-            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                tracing::warn!(error = %e, "WAL checkpoint failed");
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        // Copy what the writer appended; once the log is long, keep copying until only a short
+        // tail is left, then have the writer finish it between two batches.
+        for _ in 0..64 {
+            match checkpoint(&conn) {
+                Ok((log, done)) if log >= WAL_RESTART_FRAMES => {
+                    if log - done <= WAL_TAIL_FRAMES {
+                        restart.store(true, Ordering::Relaxed);
+                        break;
+                    }
+                }
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                    break;
+                }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Under writes that never pause, the log still starts over: the `-wal` file stays a small
+    /// fraction of what was written through it (a few MB here; over a quarter of it when only
+    /// the checkpoint thread runs, which catches the last frame only by luck).
+    #[test]
+    fn the_wal_starts_over_under_a_steady_stream_of_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let db = Arc::new(
+            Sqlite::open(
+                &path,
+                Synchronous::Normal,
+                Duration::from_secs(5),
+                Duration::from_secs(60),
+                Arc::new(Cache::default()),
+                Arc::new(Fatal::default()),
+            )
+            .unwrap(),
+        );
+        let wal = dir.path().join("w.db-wal");
+        let written = 96 << 20;
+        let value = vec![7u8; 16 << 10];
+        let writers: Vec<_> = (0..16)
+            .map(|t| {
+                let (db, value) = (db.clone(), value.clone());
+                std::thread::spawn(move || {
+                    for i in 0..written / value.len() / 16 {
+                        let (name, value) = (format!("t{t}-{}", i % 64), value.clone());
+                        db.write_blocking(move |tx| tx.set_secret(&name, &value))
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        let mut largest = 0;
+        while writers.iter().any(|w| !w.is_finished()) {
+            largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for w in writers {
+            w.join().unwrap();
+        }
+        assert!(
+            largest < written as u64 / 6,
+            "the WAL grew to {largest} bytes of the {written} written"
+        );
+        db.close();
     }
 }
