@@ -3,11 +3,6 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use time::{format_description::FormatItem, macros::format_description, OffsetDateTime};
-
-const TEXT: &[FormatItem<'static>] =
-    format_description!("[year]-[month]-[day] [hour]:[minute]:[second].[subsecond digits:3]");
-
 /// A moment, in milliseconds since the Unix epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Millis(pub i64);
@@ -23,11 +18,28 @@ pub fn now() -> Millis {
 
 impl Millis {
     /// `YYYY-MM-DD HH:MM:SS.SSS`, UTC: what the database stores.
+    /// Written by hand (every write stores two or three): years 0 to 9999, earlier moments
+    /// as the epoch, later ones as the last millisecond of 9999.
     pub fn text(self) -> String {
-        OffsetDateTime::from_unix_timestamp_nanos(self.0 as i128 * 1_000_000)
-            .ok()
-            .and_then(|t| t.format(TEXT).ok())
-            .unwrap_or_else(|| "1970-01-01 00:00:00.000".to_string())
+        const LAST: i64 = 253_402_300_799_999; // 9999-12-31 23:59:59.999
+        let ms = self.0.clamp(0, LAST);
+        let (days, in_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+        let (year, month, day) = civil_from_days(days);
+        let mut b = *b"0000-00-00 00:00:00.000";
+        let mut put = |at: usize, width: usize, mut v: i64| {
+            for i in (at..at + width).rev() {
+                b[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, month);
+        put(8, 2, day);
+        put(11, 2, in_day / 3_600_000);
+        put(14, 2, in_day / 60_000 % 60);
+        put(17, 2, in_day / 1000 % 60);
+        put(20, 3, in_day % 1000);
+        b.iter().map(|&c| c as char).collect()
     }
 
     /// Reads the database's text form back.
@@ -95,9 +107,40 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// The proleptic Gregorian date of a day since 1970-01-01 (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use time::{format_description::FormatItem, macros::format_description, OffsetDateTime};
+
+    const TEXT: &[FormatItem<'static>] =
+        format_description!("[year]-[month]-[day] [hour]:[minute]:[second].[subsecond digits:3]");
+
+    #[test]
+    fn text_is_what_a_calendar_library_writes() {
+        let day = 86_400_000i64;
+        for d in (0..(131 * 366)).chain([2_932_896]) {
+            for m in [d * day, d * day + 45_296_789, d * day + day - 1] {
+                let t = OffsetDateTime::from_unix_timestamp_nanos(m as i128 * 1_000_000).unwrap();
+                assert_eq!(Millis(m).text(), t.format(TEXT).unwrap());
+            }
+        }
+        assert_eq!(Millis(-5).text(), "1970-01-01 00:00:00.000");
+        assert_eq!(Millis(i64::MAX).text(), "9999-12-31 23:59:59.999");
+    }
 
     #[test]
     fn text_round_trips() {

@@ -24,9 +24,9 @@ pub const LOGINS_DONT_MATCH: &str =
 /// The pool still exists (a DeleteIdentityPool may have committed since it was read), or
 /// ResourceNotFoundException rather than a foreign-key failure.
 pub fn require_pool(tx: &dyn Tx, pool_id: &str) -> Result<(), ApiError> {
-    match tx.pool(pool_id)? {
-        Some(_) => Ok(()),
-        None => Err(ApiError::pool_not_found(pool_id)),
+    match tx.pool_exists(pool_id)? {
+        true => Ok(()),
+        false => Err(ApiError::pool_not_found(pool_id)),
     }
 }
 

@@ -25,6 +25,8 @@ pub trait Tx {
 
     /// A pool by id.
     fn pool(&self, id: &str) -> R<Option<Pool>>;
+    /// Whether a pool exists: the check of a write that already read the pool's settings.
+    fn pool_exists(&self, id: &str) -> R<bool>;
     /// How many pools an account owns.
     fn count_pools(&self, account: &str) -> R<i64>;
     /// Creates a pool.

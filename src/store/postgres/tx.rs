@@ -275,6 +275,11 @@ impl Tx for PgTx<'_> {
              FROM pools WHERE id = $1";
         self.opt(SQL, &[&id])?.as_ref().map(pool_row).transpose()
     }
+    fn pool_exists(&self, id: &str) -> R<bool> {
+        Ok(self
+            .opt("SELECT 1 FROM pools WHERE id = $1", &[&id])?
+            .is_some())
+    }
     fn count_pools(&self, account: &str) -> R<i64> {
         get(
             &self.one(

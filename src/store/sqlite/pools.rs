@@ -50,6 +50,12 @@ pub fn get(c: &Connection, id: &str) -> Result<Option<Pool>, StoreError> {
         .optional()?)
 }
 
+/// Whether a pool exists.
+pub fn exists(c: &Connection, id: &str) -> Result<bool, StoreError> {
+    Ok(c.prepare_cached("SELECT 1 FROM pools WHERE id = ?1")?
+        .exists([id])?)
+}
+
 /// How many pools an account owns.
 pub fn count_for_account(c: &Connection, account: &str) -> Result<i64, StoreError> {
     Ok(

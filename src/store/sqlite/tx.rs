@@ -39,6 +39,9 @@ impl Tx for SqliteTx<'_> {
     fn pool(&self, id: &str) -> R<Option<Pool>> {
         pools::get(self.c, id)
     }
+    fn pool_exists(&self, id: &str) -> R<bool> {
+        pools::exists(self.c, id)
+    }
     fn count_pools(&self, account: &str) -> R<i64> {
         pools::count_for_account(self.c, account)
     }
