@@ -387,7 +387,8 @@ def write_script(name, body):
 
 def wrk(url, conns, secs, script, tag):
     threads = 1 if conns < 2 else 2
-    argv = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{secs:g}s", "--timeout", "10s",
+    # wrk takes whole seconds only.
+    argv = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{max(1, round(secs))}s", "--timeout", "10s",
             "--latency", "-s", script, url.rstrip("/") + "/"]
     out_path = f"{WORK}/wrk-{tag}.txt"
     return subprocess.Popen(argv, stdout=open(out_path, "w"), stderr=subprocess.STDOUT), out_path
@@ -763,11 +764,15 @@ def main():
         f"CONNS={' '.join(map(str, CONNS))}, server {IDPOOL}")
     say(f"(figures move from run to run: compare within one run; wrk shares the cores)")
     try:
-        run_bare()
-        run_rs512()
-        run_sqlite()
-        run_pg()
-        run_big()
+        for part in (run_bare, run_rs512, run_sqlite, run_pg, run_big):
+            try:
+                part()
+            except Exception as e:  # noqa: BLE001 - one part failing leaves the others
+                w = f"WARNING: {part.__name__[4:]} stopped, the rest of it not measured: {e}"
+                warnings.append(w.splitlines()[0])
+                say(w)
+                for p in list(procs):
+                    stop(p)
     finally:
         for p in list(procs):
             stop(p)
