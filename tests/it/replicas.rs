@@ -358,3 +358,51 @@ async fn replicas_starting_at_once_apply_each_migration_once_and_a_newer_databas
     let err = idpool::Server::start(config).await.err().expect("refused");
     assert!(err.to_string().contains("newer than this idpool"), "{err}");
 }
+
+/// The database server drops every connection of a replica (a restart, a failover, a proxy's
+/// idle timeout): the requests after it still succeed, because a connection that sat unused
+/// is checked before a request gets it, and a closed one is replaced.
+#[tokio::test]
+async fn connections_the_database_dropped_cost_no_request_an_error() {
+    let Some(url) = shared_database() else { return };
+    let app = format!("idpool-{}", uuid::Uuid::new_v4().simple());
+    let ts = Arc::new(replica(&format!("{url}&application_name={app}")).await);
+    let pool = create_pool(&ts).await;
+    // Many requests at once, so the replica holds many connections.
+    let burst = |tag: &'static str| {
+        let (ts, pool) = (ts.clone(), pool.clone());
+        async move {
+            let tasks: Vec<_> = (0..16)
+                .map(|i| {
+                    let (ts, pool) = (ts.clone(), pool.clone());
+                    tokio::spawn(async move {
+                        let user = format!("{tag}-{i}");
+                        get_id(&ts.client(), &pool, &[("accounts.google.com", &user)]).await
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap().expect("every GetId succeeds");
+            }
+        }
+    };
+    burst("before").await;
+    let admin = common::test_database_url().unwrap();
+    let dropped: i64 = common::db::off_runtime(move || {
+        let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+        c.query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = $1",
+            &[&app],
+        )
+        .unwrap()
+        .get(0)
+    });
+    assert!(
+        dropped > 1,
+        "the replica's connections were found and dropped"
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    burst("after").await;
+    assert_eq!(identities(&ts, &pool).await.len(), 32);
+}

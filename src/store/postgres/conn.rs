@@ -16,6 +16,8 @@ use crate::store::StoreError;
 pub struct PgConn {
     pub client: Client,
     pub statements: HashMap<&'static str, Statement>,
+    /// When it was last handed out: one used moments ago is not asked whether it still works.
+    pub last_used: std::time::Instant,
 }
 
 /// Opens connections for the pool.
@@ -130,6 +132,7 @@ impl Manager {
         Ok(PgConn {
             client: self.config.connect(self.tls.clone())?,
             statements: HashMap::new(),
+            last_used: std::time::Instant::now(),
         })
     }
 }

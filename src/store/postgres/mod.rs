@@ -30,6 +30,9 @@ use super::{Fatal, StoreError, Tx};
 use conn::{Manager, PgConn};
 use tx::PgTx;
 
+/// How long a pooled connection may sit unused before it is checked on its next checkout.
+const CHECK_IDLE_AFTER: Duration = Duration::from_millis(500);
+
 /// How often each replica looks whether another one changed a cached mapping.
 pub const WATCH_EVERY: Duration = Duration::from_millis(250);
 /// How many times a request that lost a race runs at most before it fails. Many requests racing
@@ -103,6 +106,9 @@ impl Postgres {
             .max_size(settings.pool_size.max(1))
             .min_idle(Some(1))
             .connection_timeout(settings.connect_timeout.max(Duration::from_millis(100)))
+            // No empty query before every checkout (one round trip of every read's four):
+            // `conn` asks only connections idle for a while, as connection pools commonly do.
+            .test_on_check_out(false)
             .build_unchecked(manager);
         let stop = Arc::new(AtomicBool::new(false));
         let generation = current_generation(&pool).unwrap_or(0);
@@ -133,7 +139,24 @@ impl Postgres {
 
     fn conn(&self) -> Result<r2d2::PooledConnection<Manager>, StoreError> {
         let pool = self.pool.as_ref().ok_or(StoreError::WriterGone)?;
-        pool.get().map_err(StoreError::from)
+        // A connection used within the last half second is handed out as it is; an older one
+        // answers an empty query first, and one that does not (the server restarted, a
+        // failover) goes back to the pool as broken and is replaced.
+        for _ in 0..=pool.max_size() {
+            let mut conn = pool.get().map_err(StoreError::from)?;
+            if conn.client.is_closed() {
+                continue;
+            }
+            if conn.last_used.elapsed() >= CHECK_IDLE_AFTER && conn.client.simple_query("").is_err()
+            {
+                continue;
+            }
+            conn.last_used = Instant::now();
+            return Ok(conn);
+        }
+        Err(StoreError::Unavailable(
+            "no working database connection".into(),
+        ))
     }
 
     /// Runs `f` on a read-only snapshot (REPEATABLE READ), on the calling thread (blocking).
@@ -142,7 +165,9 @@ impl Postgres {
         E: From<StoreError>,
     {
         let mut conn = self.conn()?;
-        let PgConn { client, statements } = &mut *conn;
+        let PgConn {
+            client, statements, ..
+        } = &mut *conn;
         let t = client
             .build_transaction()
             .isolation_level(IsolationLevel::RepeatableRead)
@@ -222,7 +247,9 @@ impl Postgres {
                 Err(e) => return (Err(e.into()), true),
             };
             {
-                let PgConn { client, statements } = &mut *conn;
+                let PgConn {
+                    client, statements, ..
+                } = &mut *conn;
                 let t = client
                     .build_transaction()
                     .isolation_level(IsolationLevel::Serializable)
