@@ -485,7 +485,12 @@ fn writer_loop(
                     match checkpoint(&conn) {
                         Ok((log, done)) if done >= log => restart.store(false, Ordering::Relaxed),
                         Ok(_) => {} // a reader still needs older frames: next batch
-                        Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+                        Err(e) => {
+                            // The checkpoint thread asks again on its next look, if need be:
+                            // at most one warning per look, not one per batch.
+                            restart.store(false, Ordering::Relaxed);
+                            tracing::warn!(error = %e, "WAL checkpoint failed");
+                        }
                     }
                 }
                 if failing.since.take().is_some() {
