@@ -22,14 +22,19 @@ use crate::times::Millis;
 /// developer user ids. A pool without a developer provider has none to look for, so its
 /// variant skips that lookup per row.
 macro_rules! described_columns {
+    ($developer_users:literal) => {
+        concat!(
+            "SELECT i.id, i.pool_id, i.created_at, i.updated_at, i.disabled, \
+             array(SELECT provider FROM logins WHERE identity_id = i.id ORDER BY provider), ",
+            $developer_users,
+            " "
+        )
+    };
     () => {
-        "SELECT i.id, i.pool_id, i.created_at, i.updated_at, i.disabled, \
-         array(SELECT provider FROM logins WHERE identity_id = i.id ORDER BY provider), false "
+        described_columns!("false")
     };
     (developer) => {
-        "SELECT i.id, i.pool_id, i.created_at, i.updated_at, i.disabled, \
-         array(SELECT provider FROM logins WHERE identity_id = i.id ORDER BY provider), \
-         EXISTS (SELECT 1 FROM developer_users WHERE identity_id = i.id) "
+        described_columns!("EXISTS (SELECT 1 FROM developer_users WHERE identity_id = i.id)")
     };
 }
 

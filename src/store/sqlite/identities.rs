@@ -99,15 +99,16 @@ pub fn touch(c: &Connection, identity: &str, now: Millis) -> Result<(), StoreErr
 /// The provider names of an identity, one text joined by U+001F, and whether it has developer
 /// user ids: the two columns `described` turns into a provider list. A pool without a developer
 /// provider has no developer user ids to look for: its variant skips that lookup per row.
-fn provider_columns(developer: Option<&str>) -> &'static str {
-    if developer.is_some() {
+fn provider_columns(developer: Option<&str>) -> String {
+    let developer_users = match developer {
+        Some(_) => "EXISTS (SELECT 1 FROM developer_users WHERE identity_id = i.id)",
+        None => "0",
+    };
+    format!(
         "(SELECT group_concat(provider, char(31)) FROM \
          (SELECT provider FROM logins WHERE identity_id = i.id ORDER BY provider)), \
-         EXISTS (SELECT 1 FROM developer_users WHERE identity_id = i.id)"
-    } else {
-        "(SELECT group_concat(provider, char(31)) FROM \
-         (SELECT provider FROM logins WHERE identity_id = i.id ORDER BY provider)), 0"
-    }
+         {developer_users}"
+    )
 }
 
 fn described(row: &Row, developer: Option<&str>) -> rusqlite::Result<DescribedIdentity> {
