@@ -482,9 +482,7 @@ async fn run(
         })?
     };
     app.validator.validate(op, &input)?;
-    let out = crate::ops::dispatch(app, op, &caller, input).await?;
-    serde_json::to_vec(&out)
-        .map_err(|e| ApiError::internal(format!("could not encode a response: {e}")).into())
+    Ok(crate::ops::dispatch(app, op, &caller, input).await?)
 }
 
 fn ok(body: Vec<u8>) -> Response<Full<Bytes>> {

@@ -83,6 +83,21 @@ impl Millis {
     }
 }
 
+/// A time as the wire sends it, for typed responses: what [`Millis::json`] makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Epoch(pub Millis);
+
+impl serde::Serialize for Epoch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let ms = self.0 .0;
+        if ms % 1000 == 0 {
+            s.serialize_i64(ms / 1000)
+        } else {
+            s.serialize_f64(ms as f64 / 1000.0)
+        }
+    }
+}
+
 fn is_leap(year: i64) -> bool {
     year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
 }
@@ -128,6 +143,24 @@ mod tests {
 
     const TEXT: &[FormatItem<'static>] =
         format_description!("[year]-[month]-[day] [hour]:[minute]:[second].[subsecond digits:3]");
+
+    #[test]
+    fn an_epoch_in_a_typed_response_is_what_json_makes() {
+        for ms in [
+            0,
+            1_000,
+            1_764_000_000_000,
+            1_764_000_000_001,
+            1_764_000_000_500,
+            999,
+            -1,
+        ] {
+            let typed = serde_json::to_string(&Epoch(Millis(ms))).unwrap();
+            assert_eq!(typed, Millis(ms).json().to_string(), "{ms}");
+        }
+        assert_eq!(serde_json::to_string(&Epoch(Millis(1_500))).unwrap(), "1.5");
+        assert_eq!(serde_json::to_string(&Epoch(Millis(2_000))).unwrap(), "2");
+    }
 
     #[test]
     fn text_is_what_a_calendar_library_writes() {

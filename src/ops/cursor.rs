@@ -95,22 +95,34 @@ impl Cursors {
     pub fn page<T>(
         &self,
         scope: &str,
-        mut rows: Vec<T>,
+        rows: Vec<T>,
         limit: usize,
         out: &mut Map<String, Value>,
         cursor: impl Fn(&T) -> String,
     ) -> Vec<T> {
-        let more = rows.len() > limit;
-        rows.truncate(limit);
-        if more {
-            if let Some(last) = rows.last() {
-                out.insert(
-                    "NextToken".into(),
-                    Value::from(self.seal(scope, &cursor(last))),
-                );
-            }
+        let (rows, next) = self.page_token(scope, rows, limit, cursor);
+        if let Some(token) = next {
+            out.insert("NextToken".into(), Value::from(token));
         }
         rows
+    }
+
+    /// [`Cursors::page`] for a listing that encodes its own response: the kept rows, and the
+    /// `NextToken` when there was one more row.
+    pub fn page_token<T>(
+        &self,
+        scope: &str,
+        mut rows: Vec<T>,
+        limit: usize,
+        cursor: impl Fn(&T) -> String,
+    ) -> (Vec<T>, Option<String>) {
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next = match rows.last() {
+            Some(last) if more => Some(self.seal(scope, &cursor(last))),
+            _ => None,
+        };
+        (rows, next)
     }
 }
 

@@ -50,14 +50,15 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// Runs one operation on an input that has passed the service model's validation.
+/// Runs one operation on an input that has passed the service model's validation, and
+/// returns its response body.
 pub async fn dispatch(
     app: &App,
     op: Operation,
     caller: &Caller,
     input: Value,
-) -> Result<Value, ApiError> {
-    match op {
+) -> Result<Vec<u8>, ApiError> {
+    let out = match op {
         Operation::CreateIdentityPool => pools::create(app, caller, decode(input)?).await,
         Operation::DescribeIdentityPool => pools::describe(app, caller, decode(input)?).await,
         Operation::UpdateIdentityPool => pools::update(app, caller, decode(input)?).await,
@@ -65,7 +66,8 @@ pub async fn dispatch(
         Operation::ListIdentityPools => pools::list(app, caller, decode(input)?).await,
         Operation::GetId => identities::get_id(app, decode(input)?).await,
         Operation::DescribeIdentity => identities::describe(app, caller, decode(input)?).await,
-        Operation::ListIdentities => identities::list(app, caller, decode(input)?).await,
+        // A page of 60 rows is encoded from the rows themselves, not through a JSON tree.
+        Operation::ListIdentities => return identities::list(app, caller, decode(input)?).await,
         Operation::SetIdentityPoolRoles => roles::set_identity_pool_roles(app, caller, input).await,
         Operation::GetIdentityPoolRoles => roles::get_identity_pool_roles(app, caller, input).await,
         Operation::SetPrincipalTagAttributeMap => {
@@ -97,7 +99,9 @@ pub async fn dispatch(
         Operation::UnlinkDeveloperIdentity => {
             developer::unlink_developer_identity(app, caller, decode(input)?).await
         }
-    }
+    }?;
+    serde_json::to_vec(&out)
+        .map_err(|e| ApiError::internal(format!("could not encode a response: {e}")))
 }
 
 /// Decodes a validated input into its typed form.
