@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::access;
 use super::linking::{
-    self, require_pool, usable_identity, LOGINS_DONT_MATCH, UNAUTH_NOT_SUPPORTED,
+    self, require_pool, usable_identity, Known, LOGINS_DONT_MATCH, UNAUTH_NOT_SUPPORTED,
 };
 use super::logins::{self, Login};
 use super::pools::owned_pool_in;
@@ -66,7 +66,7 @@ pub async fn get_id(app: &App, input: GetIdInput) -> Result<Value, ApiError> {
         let pool_id = pool.id.clone();
         return app
             .store
-            .write(move |tx| {
+            .write_inserts(move |tx| {
                 require_pool(tx, &pool_id)?;
                 tx.insert_identity(&id, &pool_id, times::now())?;
                 Ok(json!({ "IdentityId": id }))
@@ -95,7 +95,21 @@ pub async fn get_id(app: &App, input: GetIdInput) -> Result<Value, ApiError> {
             .read(move |tx| linking::known_owner(tx, &pool_id, &logins))
             .await?
     };
-    let id = match known {
+    let created = match known {
+        Known::Owner(id) => Some(id),
+        Known::Unlinked => {
+            let (pool_id, logins) = (pool_id.clone(), logins.clone());
+            let region = pool.region().to_string();
+            app.store
+                .write_inserts(move |tx| {
+                    require_pool(tx, &pool_id)?;
+                    linking::create_if_unlinked(tx, &pool_id, &region, &logins)
+                })
+                .await?
+        }
+        Known::Other => None,
+    };
+    let id = match created {
         Some(id) => id,
         None => {
             let region = pool.region().to_string();

@@ -130,25 +130,64 @@ pub fn merge(tx: &dyn Tx, from: &str, into: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// GetId's read before its write: the usable identity that already owns every one of these
-/// logins, when there is one. `None` whenever anything is left to do or to refuse (a login not
-/// linked yet, logins of different identities, a disabled identity): the write decides those.
-pub fn known_owner(tx: &dyn Tx, pool: &str, logins: &[Login]) -> Result<Option<String>, ApiError> {
+/// What GetId's read before its write found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Known {
+    /// The usable identity that owns every one of the logins: nothing to write.
+    Owner(String),
+    /// None of the logins is linked: a new identity, which only adds rows.
+    Unlinked,
+    /// Anything else to do or to refuse (a login not linked yet beside linked ones, logins of
+    /// different identities, a disabled identity): the write decides.
+    Other,
+}
+
+/// GetId's read before its write: see [`Known`].
+pub fn known_owner(tx: &dyn Tx, pool: &str, logins: &[Login]) -> Result<Known, ApiError> {
     let mut owner: Option<String> = None;
+    let mut unlinked = 0usize;
     for l in logins {
         match tx.login_owner(pool, &l.provider, &l.subject)? {
-            None => return Ok(None),
+            None => unlinked += 1,
             Some(o) => match &owner {
-                Some(prev) if *prev != o => return Ok(None),
+                Some(prev) if *prev != o => return Ok(Known::Other),
                 Some(_) => {}
                 None => owner = Some(o),
             },
         }
     }
     Ok(match owner {
-        Some(id) => tx.identity(&id)?.filter(|i| !i.disabled).map(|i| i.id),
-        None => None,
+        None => Known::Unlinked,
+        Some(_) if unlinked > 0 => Known::Other,
+        Some(id) => match tx.identity(&id)?.filter(|i| !i.disabled) {
+            Some(i) => Known::Owner(i.id),
+            None => Known::Other,
+        },
     })
+}
+
+/// GetId's write for logins none of which is linked: a new identity that owns them all.
+/// `None`, changing nothing, when one of them is linked by now (another request was first):
+/// [`find_or_create`] then decides. Only adds rows, each guarded by a key (see
+/// `Store::write_inserts`).
+pub fn create_if_unlinked(
+    tx: &dyn Tx,
+    pool: &str,
+    region: &str,
+    logins: &[Login],
+) -> Result<Option<String>, ApiError> {
+    for l in logins {
+        if tx.login_owner(pool, &l.provider, &l.subject)?.is_some() {
+            return Ok(None);
+        }
+    }
+    let now = times::now();
+    let id = new_identity_id(region);
+    tx.insert_identity(&id, pool, now)?;
+    for l in logins {
+        tx.link(pool, &l.provider, &l.subject, &id, now)?;
+    }
+    Ok(Some(id))
 }
 
 /// GetId's write: finds or creates the one identity these logins belong to and links the ones

@@ -20,6 +20,16 @@ use std::time::Duration;
 pub use sqlite::backup;
 pub use tx::Tx;
 
+/// How a write transaction is isolated from concurrent ones on PostgreSQL (see
+/// [`Store::write_inserts`]); SQLite's one writer commits them one after another either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// SERIALIZABLE: as if every write ran alone.
+    Serial,
+    /// READ COMMITTED, for a write that only adds rows its keys guard.
+    Inserts,
+}
+
 use crate::config::Synchronous;
 
 /// A storage failure. It names what went wrong in storage terms, nothing of HTTP; its text
@@ -274,6 +284,31 @@ impl Store {
         E: From<StoreError> + Send + 'static,
         F: Fn(&dyn Tx) -> Result<T, E> + Send + 'static,
     {
+        self.write_as(Isolation::Serial, f).await
+    }
+
+    /// `write` for a transaction that only adds rows, each of which the schema's unique and
+    /// foreign keys guard: a new identity and its logins, a guest. What it read may be stale by
+    /// its commit, but only in ways a key catches — a login another request linked meanwhile
+    /// (unique), a pool deleted meanwhile (foreign) — and the request then runs again and
+    /// sees the change. On PostgreSQL it runs READ COMMITTED: SERIALIZABLE's predicate locks
+    /// made concurrent new logins, whose keys land on one index page, fail each other's
+    /// transactions and retry by the dozen. SQLite's one writer is serial either way.
+    pub async fn write_inserts<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: Fn(&dyn Tx) -> Result<T, E> + Send + 'static,
+    {
+        self.write_as(Isolation::Inserts, f).await
+    }
+
+    async fn write_as<T, E, F>(&self, isolation: Isolation, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: Fn(&dyn Tx) -> Result<T, E> + Send + 'static,
+    {
         match &self.inner.engine {
             Engine::Sqlite(s) => s.write(f).await,
             Engine::Postgres(_) => {
@@ -282,7 +317,7 @@ impl Store {
                 match tokio::task::spawn_blocking(move || {
                     let _in = span.enter();
                     match &inner.engine {
-                        Engine::Postgres(p) => p.write(&f),
+                        Engine::Postgres(p) => p.write(isolation, &f),
                         Engine::Sqlite(s) => s.write_blocking(f),
                     }
                 })
@@ -304,7 +339,7 @@ impl Store {
     {
         match &self.inner.engine {
             Engine::Sqlite(s) => s.write_blocking(f),
-            Engine::Postgres(p) => p.write(&f),
+            Engine::Postgres(p) => p.write(Isolation::Serial, &f),
         }
     }
 

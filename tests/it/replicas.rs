@@ -90,6 +90,46 @@ async fn sixty_four_getids_for_one_new_login_across_three_replicas_make_one_iden
 }
 
 #[tokio::test]
+async fn many_new_logins_and_guests_at_once_across_two_replicas_each_get_one_identity() {
+    // New identities only add rows: many at once, on one index page, must neither fail each
+    // other nor share an identity.
+    let Some(url) = shared_database() else { return };
+    let rs = Arc::new(replicas(&url, 2).await);
+    let pool = create_pool(&rs[0]).await;
+    let mut tasks = Vec::new();
+    for i in 0..192 {
+        let (rs, pool) = (rs.clone(), pool.clone());
+        tasks.push(tokio::spawn(async move {
+            let client = rs[i % 2].client();
+            if i % 4 == 3 {
+                (None, get_id(&client, &pool, &[]).await)
+            } else {
+                let user = format!("user-{i:04}");
+                let id = get_id(&client, &pool, &[("accounts.google.com", &user)]).await;
+                (Some(user), id)
+            }
+        }));
+    }
+    let mut by_user = BTreeMap::new();
+    let mut all = std::collections::BTreeSet::new();
+    for t in tasks {
+        let (user, id) = t.await.unwrap();
+        let id = id.expect("every GetId succeeds");
+        assert!(all.insert(id.clone()), "{id} answered twice");
+        if let Some(user) = user {
+            by_user.insert(user, id);
+        }
+    }
+    assert_eq!(all.len(), 192);
+    // Each login stays with the identity it got, on the other replica too.
+    for (i, (user, id)) in by_user.iter().enumerate() {
+        let other = rs[(i + 1) % 2].client();
+        let again = get_id(&other, &pool, &[("accounts.google.com", user)]).await;
+        assert_eq!(&again.expect("GetId again succeeds"), id, "{user}");
+    }
+}
+
+#[tokio::test]
 async fn racing_getids_over_overlapping_logins_agree_with_the_final_state() {
     let Some(url) = shared_database() else { return };
     let rs = Arc::new(replicas(&url, 3).await);

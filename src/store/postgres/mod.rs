@@ -1,7 +1,8 @@
 //! The PostgreSQL engine, for several stateless replicas on one shared database.
 //!
 //! - Every request is one database transaction on a pooled connection, on one of tokio's
-//!   blocking threads. Writes run SERIALIZABLE; a serialization failure, a deadlock, or a
+//!   blocking threads. Writes run SERIALIZABLE (those that only add rows their keys guard,
+//!   READ COMMITTED: see `Store::write_inserts`); a serialization failure, a deadlock, or a
 //!   unique or foreign-key violation of a racing insert (SQLSTATE 40001, 40P01, 23505, 23503)
 //!   runs the request again from the start, a bounded number of times, so concurrent replicas
 //!   agree as one SQLite writer would. A 200 is sent after COMMIT returned: as durable as the
@@ -26,7 +27,7 @@ use std::time::{Duration, Instant};
 use postgres::IsolationLevel;
 
 use super::cache::Cache;
-use super::{Fatal, StoreError, Tx};
+use super::{Fatal, Isolation, StoreError, Tx};
 use conn::{Manager, PgConn};
 use tx::PgTx;
 
@@ -180,16 +181,17 @@ impl Postgres {
         Ok(out)
     }
 
-    /// Runs `f` in a SERIALIZABLE transaction, again from the start when it lost a race with
+    /// Runs `f` in a transaction of this isolation (SERIALIZABLE, or READ COMMITTED for a write
+    /// that only adds rows its keys guard), again from the start when it lost a race with
     /// another request (on this replica or another), and returns its result once committed.
     /// Blocking.
-    pub fn write<T, E, F>(&self, f: &F) -> Result<T, E>
+    pub fn write<T, E, F>(&self, isolation: Isolation, f: &F) -> Result<T, E>
     where
         E: From<StoreError>,
         F: Fn(&dyn Tx) -> Result<T, E>,
     {
         let started = Instant::now();
-        let (out, database_failed) = self.attempts(f);
+        let (out, database_failed) = self.attempts(isolation, f);
         match (&out, database_failed) {
             (Ok(_), _) => {
                 crate::metrics::commit(1, started.elapsed().as_secs_f64());
@@ -233,11 +235,15 @@ impl Postgres {
     }
 
     /// The attempts of one write, and whether its failure (if it failed) was the database's.
-    fn attempts<T, E, F>(&self, f: &F) -> (Result<T, E>, bool)
+    fn attempts<T, E, F>(&self, isolation: Isolation, f: &F) -> (Result<T, E>, bool)
     where
         E: From<StoreError>,
         F: Fn(&dyn Tx) -> Result<T, E>,
     {
+        let level = match isolation {
+            Isolation::Serial => IsolationLevel::Serializable,
+            Isolation::Inserts => IsolationLevel::ReadCommitted,
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -250,10 +256,7 @@ impl Postgres {
                 let PgConn {
                     client, statements, ..
                 } = &mut *conn;
-                let t = client
-                    .build_transaction()
-                    .isolation_level(IsolationLevel::Serializable)
-                    .start();
+                let t = client.build_transaction().isolation_level(level).start();
                 let t = match t {
                     Ok(t) => t,
                     Err(e) => return (Err(tx::db_error(e).into()), true),
