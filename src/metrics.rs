@@ -2,11 +2,14 @@
 //! of metrics (a Prometheus registry is per process, as the scraper sees it); recording is an
 //! atomic add on a pre-resolved series, so the hot path pays a few nanoseconds.
 
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
+
+use crate::protocol::Operation;
 
 /// Every metric idpool exports.
 pub struct Metrics {
@@ -25,6 +28,11 @@ pub struct Metrics {
     pub outbound: IntCounterVec,
     /// `idpool_connections_open`.
     pub connections: IntGauge,
+    /// Each operation's `ok` counter and its duration histogram, resolved on first use: finding
+    /// a series by its labels hashes them under a lock, on every request otherwise.
+    answered: [OnceLock<(IntCounter, Histogram)>; Operation::ALL.len()],
+    /// The cache's `hit` and `miss` counters, resolved on first use.
+    lookups: [OnceLock<IntCounter>; 2],
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -98,6 +106,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
         cache,
         outbound,
         connections,
+        answered: std::array::from_fn(|_| OnceLock::new()),
+        lookups: std::array::from_fn(|_| OnceLock::new()),
     })
 }
 
@@ -115,13 +125,32 @@ pub fn get() -> Option<&'static Metrics> {
     METRICS.as_ref()
 }
 
-/// Records one answered API request.
-pub fn request(operation: &str, outcome: &str, seconds: f64) {
-    if let Some(m) = get() {
-        m.requests.with_label_values(&[operation, outcome]).inc();
-        m.request_seconds
-            .with_label_values(&[operation])
-            .observe(seconds);
+/// Records one answered API request (`op` is `None` for a request naming no operation).
+pub fn request(op: Option<Operation>, outcome: &str, seconds: f64) {
+    let Some(m) = get() else { return };
+    let name = op.map(Operation::name).unwrap_or("-");
+    let slot = op.and_then(|o| m.answered.get(o as usize));
+    match slot {
+        Some(slot) => {
+            let (ok, duration) = slot.get_or_init(|| {
+                (
+                    m.requests.with_label_values(&[name, "ok"]),
+                    m.request_seconds.with_label_values(&[name]),
+                )
+            });
+            if outcome == "ok" {
+                ok.inc();
+            } else {
+                m.requests.with_label_values(&[name, outcome]).inc();
+            }
+            duration.observe(seconds);
+        }
+        None => {
+            m.requests.with_label_values(&[name, outcome]).inc();
+            m.request_seconds
+                .with_label_values(&[name])
+                .observe(seconds);
+        }
     }
 }
 
@@ -140,8 +169,9 @@ pub fn commit(requests: usize, seconds: f64) {
 /// Records GetId cache lookups.
 pub fn cache(hit: bool) {
     if let Some(m) = get() {
-        m.cache
-            .with_label_values(&[if hit { "hit" } else { "miss" }])
+        let result = if hit { "hit" } else { "miss" };
+        m.lookups[usize::from(!hit)]
+            .get_or_init(|| m.cache.with_label_values(&[result]))
             .inc();
     }
 }

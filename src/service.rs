@@ -27,6 +27,8 @@ const DRAIN_LIMIT: usize = 16 << 20;
 pub const DISCARD_LIMIT: usize = MAX_BODY;
 
 const JSON_TYPE: &str = "application/x-amz-json-1.1";
+/// Looked up by a parsed name: a `&str` name is parsed again on every lookup.
+const X_AMZ_TARGET: HeaderName = HeaderName::from_static("x-amz-target");
 const EXPOSE_HEADERS: &str = "x-amzn-RequestId,x-amzn-ErrorType,x-amzn-ErrorMessage,Date";
 const ALLOW_HEADERS: &str = "content-type, x-amz-target, x-amz-user-agent, amz-sdk-invocation-id, \
      amz-sdk-request, authorization, x-amz-date, x-amz-security-token, x-amz-content-sha256";
@@ -41,7 +43,11 @@ pub async fn handle(
     conn: Arc<ConnState>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let request_id = uuid::Uuid::new_v4().to_string();
+    // Encoded straight into a buffer: `to_string` goes through the formatting machinery.
+    let request_id = uuid::Uuid::new_v4()
+        .hyphenated()
+        .encode_lower(&mut uuid::Uuid::encode_buffer())
+        .to_owned();
     // Every line logged for this request carries its id (and, for an admin call, the
     // caller's account once its signature is checked).
     let span = tracing::info_span!(
@@ -54,6 +60,8 @@ pub async fn handle(
 
 /// What the request was, for the access line and the metrics.
 struct Outcome {
+    /// The operation, when the request named one.
+    operation: Option<Operation>,
     op: &'static str,
     outcome: &'static str,
     /// The account of a signed admin caller.
@@ -70,6 +78,7 @@ async fn respond(
     conn.request_started();
     let (parts, body) = req.into_parts();
     let mut seen = Outcome {
+        operation: None,
         op: "-",
         outcome: "ok",
         account: None,
@@ -91,6 +100,7 @@ async fn respond(
     } else {
         api = true;
         let (op, outcome) = route(&app, &conn, &parts, &mut body, &mut seen.account).await;
+        seen.operation = op;
         seen.op = op.map(Operation::name).unwrap_or("-");
         match outcome {
             Ok(body) => ok(body),
@@ -108,7 +118,7 @@ async fn respond(
     };
     if api {
         let elapsed = started.elapsed();
-        crate::metrics::request(seen.op, seen.outcome, elapsed.as_secs_f64());
+        crate::metrics::request(seen.operation, seen.outcome, elapsed.as_secs_f64());
         crate::access_log::log(&crate::access_log::Line {
             request_id: &request_id,
             account: seen.account.as_deref(),
@@ -351,7 +361,7 @@ async fn route(
 }
 
 fn target(req: &http::request::Parts) -> Result<Operation, ApiError> {
-    let Some(raw) = req.headers.get("x-amz-target") else {
+    let Some(raw) = req.headers.get(X_AMZ_TARGET) else {
         return Err(ApiError::UnknownOperation(
             "Missing X-Amz-Target header: it names the operation, e.g. AWSCognitoIdentityService.GetId."
                 .to_string(),
@@ -374,17 +384,24 @@ fn check_content_type(req: &http::request::Parts) -> Result<(), ApiError> {
         .split(';')
         .next()
         .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    match media.as_str() {
-        "" | "application/x-amz-json-1.1" | "application/x-amz-json-1.0" | "application/json" => {
-            Ok(())
-        }
-        _ => Err(ApiError::Serialization(format!(
-            "Unsupported Content-Type '{}': send application/x-amz-json-1.1.",
-            media.chars().take(64).collect::<String>()
-        ))),
+        .trim();
+    const ACCEPTED: [&str; 4] = [
+        "",
+        "application/x-amz-json-1.1",
+        "application/x-amz-json-1.0",
+        "application/json",
+    ];
+    if ACCEPTED.iter().any(|a| a.eq_ignore_ascii_case(media)) {
+        return Ok(());
     }
+    Err(ApiError::Serialization(format!(
+        "Unsupported Content-Type '{}': send application/x-amz-json-1.1.",
+        media
+            .to_ascii_lowercase()
+            .chars()
+            .take(64)
+            .collect::<String>()
+    )))
 }
 
 fn too_large() -> ApiError {
