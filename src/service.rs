@@ -491,6 +491,12 @@ async fn run(
         tracing::Span::current().record("account", caller.account_id.as_str());
         *account = Some(caller.account_id.clone());
     }
+    if op == Operation::GetId {
+        if let Some(input) = crate::ops::identities::plain_get_id(bytes) {
+            let id = crate::ops::identities::get_id(app, input).await?;
+            return Ok(crate::ops::identities::id_body(&id)?);
+        }
+    }
     let input: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Default::default())
     } else {

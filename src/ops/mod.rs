@@ -64,7 +64,11 @@ pub async fn dispatch(
         Operation::UpdateIdentityPool => pools::update(app, caller, decode(input)?).await,
         Operation::DeleteIdentityPool => pools::delete(app, caller, decode(input)?).await,
         Operation::ListIdentityPools => pools::list(app, caller, decode(input)?).await,
-        Operation::GetId => identities::get_id(app, decode(input)?).await,
+        Operation::GetId => {
+            return identities::get_id(app, decode(input)?)
+                .await
+                .and_then(|id| identities::id_body(&id))
+        }
         Operation::DescribeIdentity => identities::describe(app, caller, decode(input)?).await,
         // A page of 60 rows is encoded from the rows themselves, not through a JSON tree.
         Operation::ListIdentities => return identities::list(app, caller, decode(input)?).await,
