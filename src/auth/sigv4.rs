@@ -165,7 +165,18 @@ pub fn verify<'k>(
 /// region) the map starts over.
 #[derive(Default)]
 pub struct DerivedKeys {
-    keys: Mutex<HashMap<(String, String, String), [u8; 32]>>,
+    keys: Mutex<Derived>,
+}
+
+/// (access key id, date, region) → signing key.
+type DerivedKey = ((String, String, String), [u8; 32]);
+
+#[derive(Default)]
+struct Derived {
+    /// The key used last: almost every request is signed with it, and it is found without
+    /// building a lookup key or hashing one.
+    last: Option<DerivedKey>,
+    all: HashMap<(String, String, String), [u8; 32]>,
 }
 
 impl DerivedKeys {
@@ -180,20 +191,29 @@ impl DerivedKeys {
         secret: &str,
         scope: &Scope<'_>,
     ) -> Result<[u8; 32], ApiError> {
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(((a, d, r), k)) = &keys.last {
+            if a == access_key_id && d == scope.date && r == scope.region {
+                return Ok(*k);
+            }
+        }
         let id = (
             access_key_id.to_owned(),
             scope.date.to_owned(),
             scope.region.to_owned(),
         );
-        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(k) = keys.get(&id) {
-            return Ok(*k);
-        }
-        let key = derive_key(secret, scope)?;
-        if keys.len() >= Self::CAPACITY {
-            keys.clear();
-        }
-        keys.insert(id, key);
+        let key = match keys.all.get(&id) {
+            Some(k) => *k,
+            None => {
+                let key = derive_key(secret, scope)?;
+                if keys.all.len() >= Self::CAPACITY {
+                    keys.all.clear();
+                }
+                keys.all.insert(id.clone(), key);
+                key
+            }
+        };
+        keys.last = Some((id, key));
         Ok(key)
     }
 }
@@ -418,7 +438,9 @@ fn parse_credential(credential: &str) -> Result<(&str, Scope<'_>), ApiError> {
 /// `a;b;c`: lowercase header names, none repeated. (A set, not `Vec::contains`, so a header
 /// listing many thousands of names costs linear time.)
 fn parse_signed_headers(list: &str) -> Result<Vec<&str>, ApiError> {
-    let mut names = Vec::new();
+    /// Up to this many names, a repeat is found by looking back: cheaper than hashing.
+    const SHORT: usize = 16;
+    let mut names: Vec<&str> = Vec::new();
     let mut seen = HashSet::new();
     for name in list.split(';') {
         if name.is_empty() || !name.bytes().all(is_lowercase_token_byte) {
@@ -427,7 +449,15 @@ fn parse_signed_headers(list: &str) -> Result<Vec<&str>, ApiError> {
                  lowercase header names.",
             ));
         }
-        if !seen.insert(name) {
+        let repeated = if names.len() < SHORT {
+            names.contains(&name)
+        } else {
+            if seen.is_empty() {
+                seen.extend(names.iter().copied());
+            }
+            !seen.insert(name)
+        };
+        if repeated {
             return Err(incomplete(format!(
                 "Authorization header's 'SignedHeaders' names '{name}' more than once."
             )));
@@ -541,9 +571,9 @@ fn request_time(headers: &HeaderMap) -> Result<RequestTime, ApiError> {
         ));
     };
     let mut values = headers.get_all(name).iter();
-    let parsed = match (values.next(), values.next()) {
-        (Some(value), None) => parse(value.as_bytes()),
-        _ => None,
+    let (parsed, sent) = match (values.next(), values.next()) {
+        (Some(value), None) => (parse(value.as_bytes()), value.to_str().ok()),
+        _ => (None, None),
     };
     let Some(parsed) = parsed else {
         return Err(incomplete(if name == X_AMZ_DATE {
@@ -555,9 +585,14 @@ fn request_time(headers: &HeaderMap) -> Result<RequestTime, ApiError> {
         }));
     };
     let utc = parsed.assume_utc();
+    // A parsed X-Amz-Date is already `YYYYMMDDTHHMMSSZ`, digit for digit.
+    let amz_date = match sent {
+        Some(text) if name == X_AMZ_DATE => text.to_owned(),
+        _ => compact(utc),
+    };
     Ok(RequestTime {
         unix: utc.unix_timestamp(),
-        amz_date: compact(utc),
+        amz_date,
     })
 }
 
@@ -761,6 +796,9 @@ fn push_trimmed(out: &mut Vec<u8>, value: &[u8]) {
 /// as received is already encoded, so this is the second encoding AWS specifies for every
 /// service but S3 (`%` becomes `%25`).
 fn canonical_uri(path: &str) -> String {
+    if path == "/" {
+        return path.to_owned();
+    }
     let mut segments: Vec<&str> = Vec::new();
     let mut trailing_slash = false;
     for segment in path.split('/') {
@@ -790,6 +828,9 @@ fn canonical_uri(path: &str) -> String {
 /// The query's parameters decoded (`+` is a space, as in forms and AWS's own signers),
 /// re-encoded, sorted by name then value, joined with `&`.
 fn canonical_query(query: &str) -> String {
+    if query.is_empty() {
+        return String::new();
+    }
     let mut pairs: Vec<(String, String)> = query
         .split('&')
         .filter(|pair| !pair.is_empty())
@@ -910,13 +951,25 @@ fn derive_key(secret: &str, scope: &Scope<'_>) -> Result<[u8; 32], ApiError> {
 /// The string to sign: the algorithm, the request time, the credential scope and the hex
 /// SHA-256 of the canonical request, one per line.
 fn string_to_sign(scope: &Scope<'_>, amz_date: &str, canonical_request: &[u8]) -> String {
-    format!(
-        "{ALGORITHM}\n{amz_date}\n{}/{}/{}/{TERMINATOR}\n{}",
+    let mut out = String::with_capacity(160);
+    for part in [
+        ALGORITHM,
+        "\n",
+        amz_date,
+        "\n",
         scope.date,
+        "/",
         scope.region,
+        "/",
         scope.service,
-        sha256_hex(canonical_request)
-    )
+        "/",
+        TERMINATOR,
+        "\n",
+    ] {
+        out.push_str(part);
+    }
+    out.push_str(&sha256_hex(canonical_request));
+    out
 }
 
 #[cfg(test)]
