@@ -1,6 +1,7 @@
 //! Identity pool administration: create, describe, update, delete, list.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -310,6 +311,11 @@ pub async fn declare(
 
 /// DescribeIdentityPool.
 pub async fn describe(app: &App, caller: &Caller, input: PoolIdInput) -> Result<Value, ApiError> {
+    if app.store.cache_is_exact() {
+        if let Some(answer) = describe_cached(app, caller, &input.id).await? {
+            return Ok(answer);
+        }
+    }
     let caller = caller.clone();
     app.store
         .read(move |tx| {
@@ -318,6 +324,31 @@ pub async fn describe(app: &App, caller: &Caller, input: PoolIdInput) -> Result<
             Ok(pool_json(&pool, &tags))
         })
         .await
+}
+
+/// DescribeIdentityPool from the caches, filling them from the database: `None` when a change
+/// cleared them meanwhile (the pool and its tags might then be of different moments), and the
+/// one-snapshot read answers instead.
+async fn describe_cached(app: &App, caller: &Caller, id: &str) -> Result<Option<Value>, ApiError> {
+    let cache = app.store.cache();
+    let generation = cache.generation();
+    let pool = crate::ops::identities::cached_pool(app, id).await?;
+    if !caller.owns(&pool) {
+        return Err(ApiError::pool_not_found(id));
+    }
+    let tags = match cache.tags(&pool.id) {
+        Some(t) => t,
+        None => {
+            let key = pool.id.clone();
+            let tags = Arc::new(app.store.read(move |tx| tx.tags(&key)).await?);
+            cache.put_tags(generation, &pool.id, tags.clone());
+            tags
+        }
+    };
+    if cache.generation() != generation {
+        return Ok(None);
+    }
+    Ok(Some(pool_json(&pool, &tags)))
 }
 
 /// UpdateIdentityPool: a full replace, except that an omitted DeveloperProviderName or

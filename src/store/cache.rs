@@ -1,9 +1,11 @@
 //! Read-through caches in front of the database for GetId's hot path: identity pools by id, and which
-//! identity owns a (pool, provider, user) login.
+//! identity owns a (pool, provider, user) login; and pools' tags, for DescribeIdentityPool where
+//! the cache is exact (one process owns the database: `Store::cache_is_exact`).
 //!
 //! Correctness rests on two rules. (1) Only writes that add rows may leave the cache alone: a
 //! new identity or a new link never changes an existing mapping. Every transaction with a step
-//! that can — merges, unlinks, disabling, deletions, pool updates (see `Tx::changes_mappings`) —
+//! that can — merges, unlinks, disabling, deletions, pool updates, and on SQLite tag changes (see
+//! `Tx::changes_mappings`) —
 //! has the engine clear the cache right after its commit, before any caller is answered and
 //! whether or not the caller still waits. (2) A reader stores what it read only if no clear happened since it
 //! began (a generation number), so a value read before a commit can never outlive the clear
@@ -19,7 +21,7 @@
 //! user's login, 2^128.) Ids not in the `<region>:<lower-case uuid>` form this server makes are
 //! simply not cached.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex};
 
@@ -89,6 +91,8 @@ fn new_logins() -> Logins {
 struct Inner {
     generation: u64,
     pools: HashMap<String, Arc<Pool>>,
+    /// Pools' tags, for DescribeIdentityPool on an engine whose cache is exact.
+    tags: HashMap<String, Arc<BTreeMap<String, String>>>,
     logins: Logins,
     older_logins: Logins,
     regions: Vec<Box<str>>,
@@ -155,6 +159,7 @@ impl Default for Cache {
             inner: Mutex::new(Inner {
                 generation: 0,
                 pools: HashMap::new(),
+                tags: HashMap::new(),
                 logins: new_logins(),
                 older_logins: new_logins(),
                 regions: Vec::new(),
@@ -191,6 +196,23 @@ impl Cache {
         g.pools.insert(pool.id.clone(), pool);
     }
 
+    /// A pool's cached tags.
+    pub fn tags(&self, pool: &str) -> Option<Arc<BTreeMap<String, String>>> {
+        self.lock().tags.get(pool).cloned()
+    }
+
+    /// Caches a pool's tags read at `generation`.
+    pub fn put_tags(&self, generation: u64, pool: &str, tags: Arc<BTreeMap<String, String>>) {
+        let mut g = self.lock();
+        if g.generation != generation {
+            return;
+        }
+        if g.tags.len() >= POOL_CAPACITY {
+            g.tags.clear();
+        }
+        g.tags.insert(pool.to_owned(), tags);
+    }
+
     /// The enabled identity that owns a login, if cached.
     pub fn login(&self, key: &LoginKey) -> Option<String> {
         let mut g = self.lock();
@@ -218,6 +240,7 @@ impl Cache {
         let mut g = self.lock();
         g.generation += 1;
         g.pools.clear();
+        g.tags.clear();
         g.logins.clear();
         g.older_logins.clear();
     }

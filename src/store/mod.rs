@@ -227,6 +227,15 @@ impl Store {
         }
     }
 
+    /// Whether the caches are exact: every change to what they hold is made by this process,
+    /// which clears them before answering it (SQLite: one server owns the file). Then an admin
+    /// read may answer from them too. On PostgreSQL other replicas change the database, and
+    /// their changes reach this replica's caches only within about a second, which GetId
+    /// accepts and an admin reading back its own change must not see.
+    pub fn cache_is_exact(&self) -> bool {
+        matches!(self.inner.engine, Engine::Sqlite(_))
+    }
+
     /// The read-through caches (see `cache.rs`).
     pub fn cache(&self) -> &cache::Cache {
         &self.inner.cache

@@ -306,3 +306,80 @@ async fn malformed_foreign_and_unknown_arns_are_refused_and_change_nothing() {
         "ResourceNotFoundException"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_right_after_each_change_shows_it() {
+    // DescribeIdentityPool answers from memory once it has read a pool: every change to the pool
+    // or its tags must show in the very next one.
+    let ts = TestServer::start().await;
+    let c = ts.client();
+    let pool = c
+        .create_identity_pool()
+        .identity_pool_name("before")
+        .allow_unauthenticated_identities(false)
+        .identity_pool_tags("env", "dev")
+        .send()
+        .await
+        .unwrap()
+        .identity_pool_id;
+    let a = arn(&pool);
+    let name = |c: Client, pool: String| async move {
+        c.describe_identity_pool()
+            .identity_pool_id(pool)
+            .send()
+            .await
+            .unwrap()
+            .identity_pool_name
+    };
+    for _ in 0..2 {
+        assert_eq!(described(&c, &pool).await, map(&[("env", "dev")]));
+    }
+    tag(&c, &a, &map(&[("team", "id")])).await.unwrap();
+    assert_eq!(
+        described(&c, &pool).await,
+        map(&[("env", "dev"), ("team", "id")])
+    );
+    c.untag_resource()
+        .resource_arn(&a)
+        .tag_keys("env")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(described(&c, &pool).await, map(&[("team", "id")]));
+    c.update_identity_pool()
+        .identity_pool_id(&pool)
+        .identity_pool_name("after")
+        .allow_unauthenticated_identities(true)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(name(c.clone(), pool.clone()).await, "after");
+    assert_eq!(described(&c, &pool).await, map(&[("team", "id")]));
+    c.update_identity_pool()
+        .identity_pool_id(&pool)
+        .identity_pool_name("after")
+        .allow_unauthenticated_identities(true)
+        .identity_pool_tags("only", "this")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(described(&c, &pool).await, map(&[("only", "this")]));
+    c.delete_identity_pool()
+        .identity_pool_id(&pool)
+        .send()
+        .await
+        .unwrap();
+    let gone = c
+        .describe_identity_pool()
+        .identity_pool_id(&pool)
+        .send()
+        .await
+        .map_err(aws_sdk_cognitoidentity::Error::from);
+    assert!(
+        matches!(
+            gone,
+            Err(aws_sdk_cognitoidentity::Error::ResourceNotFoundException(_))
+        ),
+        "{gone:?}"
+    );
+}

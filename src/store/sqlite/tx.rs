@@ -70,14 +70,16 @@ impl Tx for SqliteTx<'_> {
     fn tags(&self, pool: &str) -> R<BTreeMap<String, String>> {
         pools::tags(self.c, pool)
     }
+    // Tags are cached here (the cache is exact on SQLite: see `Store::cache_is_exact`), so a
+    // change to them clears the caches like any other changed mapping.
     fn set_tags(&self, pool: &str, tags: &BTreeMap<String, String>) -> R<()> {
-        pools::set_tags(self.c, pool, tags)
+        self.stale(pools::set_tags(self.c, pool, tags))
     }
     fn add_tags(&self, pool: &str, tags: &BTreeMap<String, String>) -> R<()> {
-        settings::add_tags(self.c, pool, tags)
+        self.stale(settings::add_tags(self.c, pool, tags))
     }
     fn remove_tags(&self, pool: &str, keys: &[String]) -> R<()> {
-        settings::remove_tags(self.c, pool, keys)
+        self.stale(settings::remove_tags(self.c, pool, keys))
     }
     fn roles(&self, pool: &str) -> R<Option<PoolRoles>> {
         settings::roles(self.c, pool)
