@@ -187,7 +187,7 @@ pub trait Tx {
     fn probe_writes(&self) -> R<()>;
 
     /// Whether a step of this transaction may have changed a mapping a cache holds (a pool's
-    /// settings, which identity owns a login, whether it is enabled). Set by the engine, read
-    /// by it at commit.
+    /// settings, which identity owns a login, whether it is enabled; on SQLite, whose cache
+    /// also holds pools' tags, their tags). Set by the engine, read by it at commit.
     fn changes_mappings(&self) -> bool;
 }
