@@ -60,19 +60,23 @@ async fn tag(
         .map_err(aws_sdk_cognitoidentity::Error::from)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tags_merge_untag_ignores_missing_keys_and_describe_agrees_across_restarts() {
-    let ts = TestServer::start().await;
-    let c = ts.client();
-    let pool = c
-        .create_identity_pool()
-        .identity_pool_name("tagged")
+/// A new pool named `name`, without guests, tagged `env=dev`; its id.
+async fn pool_tagged_env_dev(c: &Client, name: &str) -> String {
+    c.create_identity_pool()
+        .identity_pool_name(name)
         .allow_unauthenticated_identities(false)
         .identity_pool_tags("env", "dev")
         .send()
         .await
         .unwrap()
-        .identity_pool_id;
+        .identity_pool_id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tags_merge_untag_ignores_missing_keys_and_describe_agrees_across_restarts() {
+    let ts = TestServer::start().await;
+    let c = ts.client();
+    let pool = pool_tagged_env_dev(&c, "tagged").await;
     let a = arn(&pool);
     assert_eq!(list(&c, &a).await, map(&[("env", "dev")]));
 
@@ -313,15 +317,7 @@ async fn describe_right_after_each_change_shows_it() {
     // or its tags must show in the very next one.
     let ts = TestServer::start().await;
     let c = ts.client();
-    let pool = c
-        .create_identity_pool()
-        .identity_pool_name("before")
-        .allow_unauthenticated_identities(false)
-        .identity_pool_tags("env", "dev")
-        .send()
-        .await
-        .unwrap()
-        .identity_pool_id;
+    let pool = pool_tagged_env_dev(&c, "before").await;
     let a = arn(&pool);
     let name = |c: Client, pool: String| async move {
         c.describe_identity_pool()
