@@ -28,9 +28,10 @@ pub struct Metrics {
     pub outbound: IntCounterVec,
     /// `idpool_connections_open`.
     pub connections: IntGauge,
-    /// Each operation's `ok` counter and its duration histogram, resolved on first use: finding
-    /// a series by its labels hashes them under a lock, on every request otherwise.
-    answered: [OnceLock<(IntCounter, Histogram)>; Operation::ALL.len()],
+    /// Each operation's `ok` counter and its duration histogram, each resolved on first use
+    /// (so a series appears only once it has something to count): finding a series by its
+    /// labels hashes them under a lock, on every request otherwise.
+    answered: [(OnceLock<IntCounter>, OnceLock<Histogram>); Operation::ALL.len()],
     /// The cache's `hit` and `miss` counters, resolved on first use.
     lookups: [OnceLock<IntCounter>; 2],
 }
@@ -106,7 +107,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         cache,
         outbound,
         connections,
-        answered: std::array::from_fn(|_| OnceLock::new()),
+        answered: std::array::from_fn(|_| (OnceLock::new(), OnceLock::new())),
         lookups: std::array::from_fn(|_| OnceLock::new()),
     })
 }
@@ -131,19 +132,16 @@ pub fn request(op: Option<Operation>, outcome: &str, seconds: f64) {
     let name = op.map(Operation::name).unwrap_or("-");
     let slot = op.and_then(|o| m.answered.get(o as usize));
     match slot {
-        Some(slot) => {
-            let (ok, duration) = slot.get_or_init(|| {
-                (
-                    m.requests.with_label_values(&[name, "ok"]),
-                    m.request_seconds.with_label_values(&[name]),
-                )
-            });
+        Some((ok, duration)) => {
             if outcome == "ok" {
-                ok.inc();
+                ok.get_or_init(|| m.requests.with_label_values(&[name, "ok"]))
+                    .inc();
             } else {
                 m.requests.with_label_values(&[name, outcome]).inc();
             }
-            duration.observe(seconds);
+            duration
+                .get_or_init(|| m.request_seconds.with_label_values(&[name]))
+                .observe(seconds);
         }
         None => {
             m.requests.with_label_values(&[name, outcome]).inc();
