@@ -319,14 +319,6 @@ async fn describe_right_after_each_change_shows_it() {
     let c = ts.client();
     let pool = pool_tagged_env_dev(&c, "before").await;
     let a = arn(&pool);
-    let name = |c: Client, pool: String| async move {
-        c.describe_identity_pool()
-            .identity_pool_id(pool)
-            .send()
-            .await
-            .unwrap()
-            .identity_pool_name
-    };
     for _ in 0..2 {
         assert_eq!(described(&c, &pool).await, map(&[("env", "dev")]));
     }
@@ -349,7 +341,19 @@ async fn describe_right_after_each_change_shows_it() {
         .send()
         .await
         .unwrap();
-    assert_eq!(name(c.clone(), pool.clone()).await, "after");
+    let d = c
+        .describe_identity_pool()
+        .identity_pool_id(&pool)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            d.identity_pool_name.as_str(),
+            d.allow_unauthenticated_identities
+        ),
+        ("after", true)
+    );
     assert_eq!(described(&c, &pool).await, map(&[("team", "id")]));
     c.update_identity_pool()
         .identity_pool_id(&pool)
@@ -369,13 +373,6 @@ async fn describe_right_after_each_change_shows_it() {
         .describe_identity_pool()
         .identity_pool_id(&pool)
         .send()
-        .await
-        .map_err(aws_sdk_cognitoidentity::Error::from);
-    assert!(
-        matches!(
-            gone,
-            Err(aws_sdk_cognitoidentity::Error::ResourceNotFoundException(_))
-        ),
-        "{gone:?}"
-    );
+        .await;
+    assert_eq!(fail(gone), pool_not_found(&pool));
 }
