@@ -10,6 +10,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use idpool::{Config, Server};
 
+/// mimalloc for the server's own allocations (see Cargo.toml); SQLite keeps its own pages.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A self-hosted, persistent, wire-compatible Amazon Cognito Identity server.
 #[derive(Parser)]
 #[command(name = "idpool", version)]
