@@ -40,6 +40,44 @@ const X_AMZ_TARGET: &str = "x-amz-target";
 const X_AMZ_CONTENT_SHA256: &str = "x-amz-content-sha256";
 const X_AMZ_SECURITY_TOKEN: &str = "x-amz-security-token";
 
+/// The same names parsed once: a `&str` name is parsed (checked, lower-cased) and hashed
+/// again at every lookup, and a signed call looks up a dozen.
+mod name {
+    use http::HeaderName;
+    pub const X_AMZ_DATE: HeaderName = HeaderName::from_static(super::X_AMZ_DATE);
+    pub const X_AMZ_TARGET: HeaderName = HeaderName::from_static(super::X_AMZ_TARGET);
+    pub const X_AMZ_CONTENT_SHA256: HeaderName =
+        HeaderName::from_static(super::X_AMZ_CONTENT_SHA256);
+    pub const X_AMZ_SECURITY_TOKEN: HeaderName =
+        HeaderName::from_static(super::X_AMZ_SECURITY_TOKEN);
+    pub const X_AMZ_USER_AGENT: HeaderName = HeaderName::from_static("x-amz-user-agent");
+    pub const AMZ_SDK_INVOCATION_ID: HeaderName = HeaderName::from_static("amz-sdk-invocation-id");
+    pub const AMZ_SDK_REQUEST: HeaderName = HeaderName::from_static("amz-sdk-request");
+}
+
+/// The values of a header named in `SignedHeaders`: the names the AWS SDKs sign are found by
+/// their parsed form, any other by its text.
+fn signed_values<'h>(
+    headers: &'h HeaderMap,
+    signed: &str,
+) -> http::header::GetAll<'h, http::HeaderValue> {
+    use http::header;
+    match signed {
+        "host" => headers.get_all(header::HOST),
+        "content-type" => headers.get_all(header::CONTENT_TYPE),
+        "content-length" => headers.get_all(header::CONTENT_LENGTH),
+        "user-agent" => headers.get_all(header::USER_AGENT),
+        X_AMZ_DATE => headers.get_all(name::X_AMZ_DATE),
+        X_AMZ_TARGET => headers.get_all(name::X_AMZ_TARGET),
+        X_AMZ_CONTENT_SHA256 => headers.get_all(name::X_AMZ_CONTENT_SHA256),
+        X_AMZ_SECURITY_TOKEN => headers.get_all(name::X_AMZ_SECURITY_TOKEN),
+        "x-amz-user-agent" => headers.get_all(name::X_AMZ_USER_AGENT),
+        "amz-sdk-invocation-id" => headers.get_all(name::AMZ_SDK_INVOCATION_ID),
+        "amz-sdk-request" => headers.get_all(name::AMZ_SDK_REQUEST),
+        other => headers.get_all(other),
+    }
+}
+
 const UNKNOWN_KEY: &str = "The security token included in the request is invalid.";
 const TEMPORARY_CREDENTIALS: &str = "The security token included in the request is invalid. \
      Temporary credentials (X-Amz-Security-Token) are not accepted: sign with an admin key \
@@ -112,7 +150,7 @@ pub fn verify<'k>(
     if let Some(host) = host {
         check_host(headers, host)?;
     }
-    if headers.contains_key(X_AMZ_SECURITY_TOKEN) {
+    if headers.contains_key(name::X_AMZ_SECURITY_TOKEN) {
         return Err(ApiError::UnrecognizedClient(
             TEMPORARY_CREDENTIALS.to_owned(),
         ));
@@ -245,7 +283,7 @@ pub fn sign(
         .filter(|name| *name != "authorization")
         .collect();
     names.sort_unstable();
-    let payload_hash = match headers.get(X_AMZ_CONTENT_SHA256) {
+    let payload_hash = match headers.get(name::X_AMZ_CONTENT_SHA256) {
         Some(value) => value
             .to_str()
             .map_err(|_| {
@@ -476,7 +514,7 @@ fn is_lowercase_token_byte(b: u8) -> bool {
 /// the request could be redirected to another operation or host without breaking the signature.
 fn check_signed_headers(signed: &[&str], headers: &HeaderMap) -> Result<(), ApiError> {
     let mut required = vec!["host"];
-    if headers.contains_key(X_AMZ_TARGET) {
+    if headers.contains_key(name::X_AMZ_TARGET) {
         required.push(X_AMZ_TARGET);
     }
     for name in required {
@@ -486,7 +524,10 @@ fn check_signed_headers(signed: &[&str], headers: &HeaderMap) -> Result<(), ApiE
             )));
         }
     }
-    match signed.iter().find(|name| !headers.contains_key(**name)) {
+    match signed
+        .iter()
+        .find(|name| signed_values(headers, name).iter().next().is_none())
+    {
         Some(name) => Err(incomplete(format!(
             "Header '{name}' is listed in the Authorization header's 'SignedHeaders' but is not \
              present in the request."
@@ -560,17 +601,22 @@ type DateParser = fn(&[u8]) -> Option<PrimitiveDateTime>;
 
 /// From `X-Amz-Date` (`YYYYMMDDTHHMMSSZ`), else from `Date` (IMF-fixdate).
 fn request_time(headers: &HeaderMap) -> Result<RequestTime, ApiError> {
-    let (name, parse): (&str, DateParser) = if headers.contains_key(X_AMZ_DATE) {
-        (X_AMZ_DATE, parse_amz_date)
+    let amz = headers.get_all(name::X_AMZ_DATE);
+    let (name, parse, values): (&str, DateParser, _) = if amz.iter().next().is_some() {
+        (X_AMZ_DATE, parse_amz_date, amz)
     } else if headers.contains_key(http::header::DATE) {
-        ("date", parse_imf_fixdate)
+        (
+            "date",
+            parse_imf_fixdate,
+            headers.get_all(http::header::DATE),
+        )
     } else {
         return Err(incomplete(
             "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' \
                  header.",
         ));
     };
-    let mut values = headers.get_all(name).iter();
+    let mut values = values.iter();
     let (parsed, sent) = match (values.next(), values.next()) {
         (Some(value), None) => (parse(value.as_bytes()), value.to_str().ok()),
         _ => (None, None),
@@ -729,7 +775,7 @@ fn check_skew(request: i64, now: SystemTime) -> Result<(), ApiError> {
 /// hash of `body`; `UNSIGNED-PAYLOAD` is refused), else the hex SHA-256 of `body`.
 fn verified_payload_hash(headers: &HeaderMap, body: &[u8]) -> Result<String, ApiError> {
     let computed = sha256_hex(body);
-    let mut values = headers.get_all(X_AMZ_CONTENT_SHA256).iter();
+    let mut values = headers.get_all(name::X_AMZ_CONTENT_SHA256).iter();
     let (value, extra) = (values.next(), values.next());
     let Some(value) = value else {
         return Ok(computed);
@@ -766,7 +812,7 @@ fn canonical_request(
     for name in signed_headers {
         out.extend_from_slice(name.as_bytes());
         out.push(b':');
-        for (i, value) in headers.get_all(*name).iter().enumerate() {
+        for (i, value) in signed_values(headers, name).iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }

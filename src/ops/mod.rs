@@ -59,9 +59,12 @@ pub async fn dispatch(
     input: Value,
 ) -> Result<Vec<u8>, ApiError> {
     let out = match op {
-        Operation::CreateIdentityPool => pools::create(app, caller, decode(input)?).await,
-        Operation::DescribeIdentityPool => pools::describe(app, caller, decode(input)?).await,
-        Operation::UpdateIdentityPool => pools::update(app, caller, decode(input)?).await,
+        // A pool is encoded from the pool itself, not through a JSON tree.
+        Operation::CreateIdentityPool => return pools::create(app, caller, decode(input)?).await,
+        Operation::DescribeIdentityPool => {
+            return pools::describe(app, caller, decode(input)?).await
+        }
+        Operation::UpdateIdentityPool => return pools::update(app, caller, decode(input)?).await,
         Operation::DeleteIdentityPool => pools::delete(app, caller, decode(input)?).await,
         Operation::ListIdentityPools => pools::list(app, caller, decode(input)?).await,
         Operation::GetId => {

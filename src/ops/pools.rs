@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::cursor::position_payload;
@@ -136,45 +136,89 @@ pub fn check_tag_count(n: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The wire's IdentityPool: only members that are set, plus IdentityPoolTags always.
-pub fn pool_json(pool: &Pool, tags: &BTreeMap<String, String>) -> Value {
+/// The wire's IdentityPool: only members that are set, plus IdentityPoolTags always; members
+/// in name order, as a JSON object of them would be.
+#[derive(Serialize)]
+struct PoolView<'a> {
+    #[serde(rename = "AllowClassicFlow", skip_serializing_if = "Option::is_none")]
+    allow_classic_flow: Option<bool>,
+    #[serde(rename = "AllowUnauthenticatedIdentities")]
+    allow_unauthenticated: bool,
+    #[serde(
+        rename = "CognitoIdentityProviders",
+        skip_serializing_if = "CognitoProviders::is_empty"
+    )]
+    cognito_identity_providers: CognitoProviders<'a>,
+    #[serde(
+        rename = "DeveloperProviderName",
+        skip_serializing_if = "Option::is_none"
+    )]
+    developer_provider_name: Option<&'a str>,
+    #[serde(rename = "IdentityPoolId")]
+    id: &'a str,
+    #[serde(rename = "IdentityPoolName")]
+    name: &'a str,
+    #[serde(rename = "IdentityPoolTags")]
+    tags: &'a BTreeMap<String, String>,
+    #[serde(
+        rename = "OpenIdConnectProviderARNs",
+        skip_serializing_if = "<[_]>::is_empty"
+    )]
+    openid_connect_provider_arns: &'a [String],
+    #[serde(rename = "SamlProviderARNs", skip_serializing_if = "<[_]>::is_empty")]
+    saml_provider_arns: &'a [String],
+    #[serde(
+        rename = "SupportedLoginProviders",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    supported_login_providers: &'a BTreeMap<String, String>,
+}
+
+/// `CognitoIdentityProviders` with each entry's members in name order too.
+struct CognitoProviders<'a>(&'a [CognitoProvider]);
+
+impl CognitoProviders<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for CognitoProviders<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Entry<'a> {
+            #[serde(rename = "ClientId", skip_serializing_if = "Option::is_none")]
+            client_id: Option<&'a str>,
+            #[serde(rename = "ProviderName")]
+            provider_name: &'a str,
+            #[serde(rename = "ServerSideTokenCheck")]
+            server_side_token_check: bool,
+        }
+        s.collect_seq(self.0.iter().map(|p| Entry {
+            client_id: p.client_id.as_deref(),
+            provider_name: &p.provider_name,
+            server_side_token_check: p.server_side_token_check,
+        }))
+    }
+}
+
+/// The response body of CreateIdentityPool, DescribeIdentityPool and UpdateIdentityPool:
+/// encoded from the pool itself, not through a JSON tree.
+pub fn pool_body(pool: &Pool, tags: &BTreeMap<String, String>) -> Result<Vec<u8>, ApiError> {
     let s = &pool.settings;
-    let mut m = Map::new();
-    m.insert("IdentityPoolId".into(), json!(pool.id));
-    m.insert("IdentityPoolName".into(), json!(s.name));
-    m.insert(
-        "AllowUnauthenticatedIdentities".into(),
-        json!(s.allow_unauthenticated),
-    );
-    if let Some(c) = s.allow_classic_flow {
-        m.insert("AllowClassicFlow".into(), json!(c));
-    }
-    if !s.supported_login_providers.is_empty() {
-        m.insert(
-            "SupportedLoginProviders".into(),
-            json!(s.supported_login_providers),
-        );
-    }
-    if let Some(d) = &s.developer_provider_name {
-        m.insert("DeveloperProviderName".into(), json!(d));
-    }
-    if !s.openid_connect_provider_arns.is_empty() {
-        m.insert(
-            "OpenIdConnectProviderARNs".into(),
-            json!(s.openid_connect_provider_arns),
-        );
-    }
-    if !s.cognito_identity_providers.is_empty() {
-        m.insert(
-            "CognitoIdentityProviders".into(),
-            json!(s.cognito_identity_providers),
-        );
-    }
-    if !s.saml_provider_arns.is_empty() {
-        m.insert("SamlProviderARNs".into(), json!(s.saml_provider_arns));
-    }
-    m.insert("IdentityPoolTags".into(), json!(tags));
-    Value::Object(m)
+    serde_json::to_vec(&PoolView {
+        allow_classic_flow: s.allow_classic_flow,
+        allow_unauthenticated: s.allow_unauthenticated,
+        cognito_identity_providers: CognitoProviders(&s.cognito_identity_providers),
+        developer_provider_name: s.developer_provider_name.as_deref(),
+        id: &pool.id,
+        name: &s.name,
+        tags,
+        openid_connect_provider_arns: &s.openid_connect_provider_arns,
+        saml_provider_arns: &s.saml_provider_arns,
+        supported_login_providers: &s.supported_login_providers,
+    })
+    .map_err(|e| ApiError::internal(format!("could not encode a pool: {e}")))
 }
 
 /// Reads a pool the caller's account owns; any other is "not found".
@@ -204,7 +248,7 @@ fn check_pool_count(tx: &dyn Tx, account: &str) -> Result<(), ApiError> {
 }
 
 /// CreateIdentityPool.
-pub async fn create(app: &App, caller: &Caller, input: PoolInput) -> Result<Value, ApiError> {
+pub async fn create(app: &App, caller: &Caller, input: PoolInput) -> Result<Vec<u8>, ApiError> {
     let (settings, tags) = settings_from(input)?;
     let tags = tags.unwrap_or_default();
     let id = new_pool_id(&caller.region);
@@ -217,7 +261,7 @@ pub async fn create(app: &App, caller: &Caller, input: PoolInput) -> Result<Valu
             let pool = tx
                 .pool(&id)?
                 .ok_or_else(|| ApiError::internal("a pool just written is not there"))?;
-            Ok(pool_json(&pool, &tags))
+            pool_body(&pool, &tags)
         })
         .await
 }
@@ -310,7 +354,7 @@ pub async fn declare(
 }
 
 /// DescribeIdentityPool.
-pub async fn describe(app: &App, caller: &Caller, input: PoolIdInput) -> Result<Value, ApiError> {
+pub async fn describe(app: &App, caller: &Caller, input: PoolIdInput) -> Result<Vec<u8>, ApiError> {
     if app.store.cache_is_exact() {
         if let Some(answer) = describe_cached(app, caller, &input.id).await? {
             return Ok(answer);
@@ -321,7 +365,7 @@ pub async fn describe(app: &App, caller: &Caller, input: PoolIdInput) -> Result<
         .read(move |tx| {
             let pool = owned_pool_in(tx, &input.id, &caller)?;
             let tags = tx.tags(&pool.id)?;
-            Ok(pool_json(&pool, &tags))
+            pool_body(&pool, &tags)
         })
         .await
 }
@@ -329,7 +373,11 @@ pub async fn describe(app: &App, caller: &Caller, input: PoolIdInput) -> Result<
 /// DescribeIdentityPool from the caches, filling them from the database: `None` when a change
 /// cleared them meanwhile (the pool and its tags might then be of different moments), and the
 /// one-snapshot read answers instead.
-async fn describe_cached(app: &App, caller: &Caller, id: &str) -> Result<Option<Value>, ApiError> {
+async fn describe_cached(
+    app: &App,
+    caller: &Caller,
+    id: &str,
+) -> Result<Option<Vec<u8>>, ApiError> {
     let cache = app.store.cache();
     let generation = cache.generation();
     let pool = crate::ops::identities::cached_pool(app, id).await?;
@@ -348,12 +396,12 @@ async fn describe_cached(app: &App, caller: &Caller, id: &str) -> Result<Option<
     if cache.generation() != generation {
         return Ok(None);
     }
-    Ok(Some(pool_json(&pool, &tags)))
+    pool_body(&pool, &tags).map(Some)
 }
 
 /// UpdateIdentityPool: a full replace, except that an omitted DeveloperProviderName or
 /// IdentityPoolTags keeps what the pool has (docs/behaviour.md §6.3).
-pub async fn update(app: &App, caller: &Caller, input: PoolInput) -> Result<Value, ApiError> {
+pub async fn update(app: &App, caller: &Caller, input: PoolInput) -> Result<Vec<u8>, ApiError> {
     let id = input.id.clone().unwrap_or_default();
     let (settings, tags) = settings_from(input)?;
     let caller = caller.clone();
@@ -373,7 +421,7 @@ pub async fn update(app: &App, caller: &Caller, input: PoolInput) -> Result<Valu
             let pool = tx
                 .pool(&id)?
                 .ok_or_else(|| ApiError::internal("a pool just written is not there"))?;
-            Ok(pool_json(&pool, &tags))
+            pool_body(&pool, &tags)
         })
         .await
 }
