@@ -1471,6 +1471,34 @@ mod tests {
         incomplete_mentioning(req.verify(), "'host'");
     }
 
+    /// Every header the SDKs sign that [`signed_values`] finds by its parsed name is signed
+    /// with its own value: the request verifies, and another value of it does not.
+    #[test]
+    fn each_header_found_by_its_parsed_name_is_signed_with_its_own_value() {
+        for name in [
+            "content-length",
+            "user-agent",
+            "x-amz-user-agent",
+            "amz-sdk-invocation-id",
+            "amz-sdk-request",
+            "x-custom",
+        ] {
+            let mut req = Request::new();
+            req.set(name, "one");
+            let mut req = req.signed();
+            assert!(req.auth().contains(name), "{name} is signed");
+            assert_eq!(req.verify(), ok(), "{name}");
+            req.set(name, "two");
+            assert_eq!(req.verify(), mismatch(), "{name} changed");
+        }
+        let mut req = Request::new();
+        req.set(X_AMZ_CONTENT_SHA256, &sha256_hex(BODY));
+        let mut req = req.signed();
+        assert_eq!(req.verify(), ok(), "x-amz-content-sha256");
+        req.set(X_AMZ_TARGET, "AWSCognitoIdentityService.DeleteIdentityPool");
+        assert_eq!(req.verify(), mismatch(), "x-amz-target changed");
+    }
+
     #[test]
     fn signed_header_missing_from_request_is_refused() {
         let mut req = Request::new();
