@@ -160,6 +160,18 @@ pub async fn get_id(app: &App, input: GetIdInput) -> Result<String, ApiError> {
         .map(|l| cache::login_key(&pool.id, &l.provider, &l.subject))
         .collect();
     let (pool_id, logins) = (pool.id.clone(), Arc::new(logins));
+    if !app.store.reads_are_local() {
+        // Every step a round trip (PostgreSQL): the read and the write of new logins are one
+        // transaction, not two.
+        let created = {
+            let (pool_id, logins) = (pool_id.clone(), logins.clone());
+            let region = pool.region().to_string();
+            app.store
+                .write_inserts(move |tx| linking::known_or_created(tx, &pool_id, &region, &logins))
+                .await?
+        };
+        return settle(app, pool, pool_id, logins, created, generation, keys).await;
+    }
     let known = {
         let (pool_id, logins) = (pool_id.clone(), logins.clone());
         app.store
@@ -180,7 +192,22 @@ pub async fn get_id(app: &App, input: GetIdInput) -> Result<String, ApiError> {
         }
         Known::Other => None,
     };
-    let id = match created {
+    settle(app, pool, pool_id, logins, created, generation, keys).await
+}
+
+/// The end of GetId past the cache: the identity found or created so far, else the write
+/// that decides (links a new login to its owner, or refuses a conflict); what it ends on is
+/// cached, unless a change came in since `generation`.
+async fn settle(
+    app: &App,
+    pool: Arc<Pool>,
+    pool_id: String,
+    logins: Arc<Vec<Login>>,
+    found: Option<String>,
+    generation: u64,
+    keys: Vec<cache::LoginKey>,
+) -> Result<String, ApiError> {
+    let id = match found {
         Some(id) => id,
         None => {
             let region = pool.region().to_string();

@@ -181,13 +181,44 @@ pub fn create_if_unlinked(
             return Ok(None);
         }
     }
+    Ok(Some(create_owner(tx, pool, region, logins)?))
+}
+
+/// GetId's read and its write for new logins in one transaction, for an engine where every
+/// step is a round trip to the database (see `Store::reads_are_local`): the owner the read
+/// would have found, else a new identity for logins none of which is linked, else `None` for
+/// [`find_or_create`] to decide. Only adds rows, each guarded by a key, as
+/// [`create_if_unlinked`].
+pub fn known_or_created(
+    tx: &dyn Tx,
+    pool: &str,
+    region: &str,
+    logins: &[Login],
+) -> Result<Option<String>, ApiError> {
+    match known_owner(tx, pool, logins)? {
+        Known::Owner(id) => Ok(Some(id)),
+        Known::Other => Ok(None),
+        Known::Unlinked => {
+            require_pool(tx, pool)?;
+            Ok(Some(create_owner(tx, pool, region, logins)?))
+        }
+    }
+}
+
+/// A new identity that owns these logins, none of which is linked.
+fn create_owner(
+    tx: &dyn Tx,
+    pool: &str,
+    region: &str,
+    logins: &[Login],
+) -> Result<String, ApiError> {
     let now = times::now();
     let id = new_identity_id(region);
     tx.insert_identity(&id, pool, now)?;
     for l in logins {
         tx.link(pool, &l.provider, &l.subject, &id, now)?;
     }
-    Ok(Some(id))
+    Ok(id)
 }
 
 /// GetId's write: finds or creates the one identity these logins belong to and links the ones

@@ -236,6 +236,14 @@ impl Store {
         matches!(self.inner.engine, Engine::Sqlite(_))
     }
 
+    /// Whether a read is local and cheap beside a write: on SQLite a read runs on the calling
+    /// thread in microseconds, while a write waits its turn at the one writer, so a request
+    /// reads first and writes only what is left. On PostgreSQL every step is a round trip
+    /// either way, so a request that may write does its reads in its write transaction.
+    pub fn reads_are_local(&self) -> bool {
+        matches!(self.inner.engine, Engine::Sqlite(_))
+    }
+
     /// The read-through caches (see `cache.rs`).
     pub fn cache(&self) -> &cache::Cache {
         &self.inner.cache
