@@ -1,28 +1,101 @@
 //! Connections: the URL (with TLS settings), and the r2d2 manager whose connections keep their
-//! prepared statements, so a request's statements take one round trip each.
+//! prepared statements. Each connection is tokio-postgres's client driven by a runtime of its
+//! own on the (blocking) thread that uses it, so a transaction's steps can be pipelined: sent
+//! together, one round trip for several (see `tx::PgTx`).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use postgres::config::SslMode;
-use postgres::{Client, Statement};
+use tokio_postgres::config::SslMode;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Row, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::Settings;
 use crate::store::StoreError;
 
+/// How long dropping a connection waits for its goodbye to the server to be written.
+const CLOSE_WAIT: Duration = Duration::from_millis(200);
+
 /// A connection and the statements prepared on it.
 pub struct PgConn {
-    pub client: Client,
-    pub statements: HashMap<&'static str, Statement>,
+    /// Runs the connection's I/O whenever this thread waits on it; nothing runs between calls.
+    rt: tokio::runtime::Runtime,
+    /// `None` only while the connection closes (see `Drop`).
+    client: Option<Client>,
+    /// The task that reads and writes the socket.
+    io: tokio::task::JoinHandle<()>,
+    pub statements: std::cell::RefCell<HashMap<&'static str, Statement>>,
     /// When it was last handed out: one used moments ago is not asked whether it still works.
-    pub last_used: std::time::Instant,
+    pub last_used: Instant,
+}
+
+impl PgConn {
+    /// The client; an error once the connection is closing.
+    pub fn client(&self) -> Result<&Client, StoreError> {
+        self.client
+            .as_ref()
+            .ok_or_else(|| StoreError::Unavailable("the database connection is closed".into()))
+    }
+
+    /// Runs `f` to its end on this thread, driving the connection meanwhile.
+    pub fn block_on<F: Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    /// Whether the connection is gone (the server closed it, or it broke).
+    pub fn is_closed(&self) -> bool {
+        self.client.as_ref().is_none_or(Client::is_closed)
+    }
+
+    /// An empty query: does the server still answer?
+    pub fn ping(&self) -> Result<(), StoreError> {
+        let client = self.client()?;
+        self.block_on(client.simple_query(""))
+            .map(|_| ())
+            .map_err(super::tx::db_error)
+    }
+
+    /// Statements without parameters, in the simple protocol.
+    pub fn batch(&self, sql: &str) -> Result<(), StoreError> {
+        let client = self.client()?;
+        self.block_on(client.batch_execute(sql))
+            .map_err(super::tx::db_error)
+    }
+
+    /// A statement expected to return exactly one row.
+    pub fn query_one(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row, StoreError> {
+        let client = self.client()?;
+        self.block_on(client.query_one(sql, params))
+            .map_err(super::tx::db_error)
+    }
+
+    /// A statement's count of affected rows.
+    pub fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+        let client = self.client()?;
+        self.block_on(client.execute(sql, params))
+            .map_err(super::tx::db_error)
+    }
+}
+
+impl Drop for PgConn {
+    /// Says goodbye to the server (dropping the client has the I/O task send Terminate), so it
+    /// logs no broken connection; waits briefly, never long.
+    fn drop(&mut self) {
+        drop(self.client.take());
+        let io = &mut self.io;
+        let _ = self
+            .rt
+            .block_on(async { tokio::time::timeout(CLOSE_WAIT, io).await });
+    }
 }
 
 /// Opens connections for the pool.
 pub struct Manager {
-    config: postgres::Config,
+    config: tokio_postgres::Config,
     tls: MakeRustlsConnect,
 }
 
@@ -87,7 +160,7 @@ fn tls_config(root: Option<&str>) -> Result<rustls::ClientConfig, StoreError> {
 impl Manager {
     pub fn new(s: &Settings) -> Result<Manager, StoreError> {
         let (url, mode, root) = split_tls(&s.url);
-        let mut config = postgres::Config::from_str(&url).map_err(bad_url)?;
+        let mut config = tokio_postgres::Config::from_str(&url).map_err(bad_url)?;
         // TLS, when asked for, always checks the server's certificate (against `sslrootcert`,
         // or the public web roots): `require`, `verify-ca` and `verify-full` all do, stricter
         // than libpq's `require`. `prefer` uses TLS when the server offers it.
@@ -118,9 +191,9 @@ impl Manager {
     /// `postgres://host:port/db`, for logs: no user, no password.
     pub fn location(&self) -> String {
         let host = match self.config.get_hosts().first() {
-            Some(postgres::config::Host::Tcp(h)) => h.clone(),
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
             #[cfg(unix)]
-            Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
+            Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
             None => "localhost".into(),
         };
         let port = self.config.get_ports().first().copied().unwrap_or(5432);
@@ -128,29 +201,42 @@ impl Manager {
         format!("postgres://{host}:{port}/{db}")
     }
 
-    pub fn connect_now(&self) -> Result<PgConn, postgres::Error> {
+    pub fn connect_now(&self) -> Result<PgConn, StoreError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Unavailable(format!("a runtime for the connection: {e}")))?;
+        let (client, connection) = rt
+            .block_on(self.config.connect(self.tls.clone()))
+            .map_err(super::tx::db_error)?;
+        let io = rt.spawn(async move {
+            // Its error (the server went away) shows on the client's next request.
+            let _ = connection.await;
+        });
         Ok(PgConn {
-            client: self.config.connect(self.tls.clone())?,
-            statements: HashMap::new(),
-            last_used: std::time::Instant::now(),
+            rt,
+            client: Some(client),
+            io,
+            statements: Default::default(),
+            last_used: Instant::now(),
         })
     }
 }
 
 impl r2d2::ManageConnection for Manager {
     type Connection = PgConn;
-    type Error = postgres::Error;
+    type Error = StoreError;
 
-    fn connect(&self) -> Result<PgConn, postgres::Error> {
+    fn connect(&self) -> Result<PgConn, StoreError> {
         self.connect_now()
     }
 
-    fn is_valid(&self, conn: &mut PgConn) -> Result<(), postgres::Error> {
-        conn.client.simple_query("").map(|_| ())
+    fn is_valid(&self, conn: &mut PgConn) -> Result<(), StoreError> {
+        conn.ping()
     }
 
     fn has_broken(&self, conn: &mut PgConn) -> bool {
-        conn.client.is_closed()
+        conn.is_closed()
     }
 }
 

@@ -3,8 +3,7 @@
 //! at once apply each exactly once (the others wait, then find nothing left to do). Session-level
 //! advisory locks are not used: PostgreSQL-wire engines such as CockroachDB lack them.
 
-use postgres::Client;
-
+use super::conn::PgConn;
 use crate::store::StoreError;
 
 /// Every migration this binary knows, in order. Append only.
@@ -22,16 +21,23 @@ pub fn latest() -> i64 {
     MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
 }
 
-fn failed(e: postgres::Error) -> StoreError {
-    StoreError::Migration(super::tx::db_error(e).to_string())
+fn failed(e: StoreError) -> StoreError {
+    StoreError::Migration(e.to_string())
 }
 
 /// Brings the database up to date; refuses one newer than this binary.
-pub fn migrate(client: &mut Client) -> Result<(), StoreError> {
-    let mut t = client.transaction().map_err(failed)?;
-    t.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
+pub fn migrate(conn: &PgConn) -> Result<(), StoreError> {
+    conn.batch("BEGIN").map_err(failed)?;
+    let out = apply(conn);
+    let end = if out.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    let ended = conn.batch(end).map_err(failed);
+    out.and(ended)
+}
+
+fn apply(conn: &PgConn) -> Result<(), StoreError> {
+    conn.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
         .map_err(failed)?;
-    t.batch_execute(
+    conn.batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
              version    bigint PRIMARY KEY,
              name       text NOT NULL,
@@ -39,13 +45,14 @@ pub fn migrate(client: &mut Client) -> Result<(), StoreError> {
          )",
     )
     .map_err(failed)?;
-    let current: i64 = t
+    let current: i64 = conn
         .query_one(
             "SELECT coalesce(max(version), 0) FROM schema_migrations",
             &[],
         )
         .map_err(failed)?
-        .get(0);
+        .try_get(0)
+        .map_err(|e| StoreError::Migration(e.to_string()))?;
     if current > latest() {
         return Err(StoreError::TooNew {
             found: current,
@@ -56,14 +63,14 @@ pub fn migrate(client: &mut Client) -> Result<(), StoreError> {
         if *version <= current {
             continue;
         }
-        t.batch_execute(sql)
+        conn.batch(sql)
             .map_err(|e| StoreError::Migration(format!("{name}: {e}")))?;
-        t.execute(
+        conn.execute(
             "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
             &[version, name],
         )
         .map_err(failed)?;
         tracing::info!(version, name, "applied migration");
     }
-    t.commit().map_err(failed)
+    Ok(())
 }

@@ -24,11 +24,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use postgres::IsolationLevel;
-
 use super::cache::Cache;
 use super::{Fatal, Isolation, StoreError, Tx};
-use conn::{Manager, PgConn};
+use conn::Manager;
 use tx::PgTx;
 
 /// How long a pooled connection may sit unused before it is checked on its next checkout.
@@ -84,8 +82,8 @@ impl Postgres {
         let mut first = manager.connect_now();
         loop {
             match first {
-                Ok(mut c) => {
-                    migrate::migrate(&mut c.client)?;
+                Ok(c) => {
+                    migrate::migrate(&c)?;
                     break;
                 }
                 Err(e) if started.elapsed() < settings.start_timeout => {
@@ -145,11 +143,10 @@ impl Postgres {
         // failover) goes back to the pool as broken and is replaced.
         for _ in 0..=pool.max_size() {
             let mut conn = pool.get().map_err(StoreError::from)?;
-            if conn.client.is_closed() {
+            if conn.is_closed() {
                 continue;
             }
-            if conn.last_used.elapsed() >= CHECK_IDLE_AFTER && conn.client.simple_query("").is_err()
-            {
+            if conn.last_used.elapsed() >= CHECK_IDLE_AFTER && conn.ping().is_err() {
                 continue;
             }
             conn.last_used = Instant::now();
@@ -165,17 +162,8 @@ impl Postgres {
     where
         E: From<StoreError>,
     {
-        let mut conn = self.conn()?;
-        let PgConn {
-            client, statements, ..
-        } = &mut *conn;
-        let t = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .map_err(tx::db_error)?;
-        let tx = PgTx::new(t, statements);
+        let conn = self.conn()?;
+        let tx = PgTx::new(&conn, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
         let out = f(&tx)?;
         tx.commit()?;
         Ok(out)
@@ -240,28 +228,20 @@ impl Postgres {
         E: From<StoreError>,
         F: Fn(&dyn Tx) -> Result<T, E>,
     {
-        let level = match isolation {
-            Isolation::Serial => IsolationLevel::Serializable,
-            Isolation::Inserts => IsolationLevel::ReadCommitted,
+        let begin = match isolation {
+            Isolation::Serial => "BEGIN ISOLATION LEVEL SERIALIZABLE",
+            Isolation::Inserts => "BEGIN ISOLATION LEVEL READ COMMITTED",
         };
         let mut attempt = 0;
         loop {
             attempt += 1;
             let last = attempt >= MAX_ATTEMPTS;
-            let mut conn = match self.conn() {
+            let conn = match self.conn() {
                 Ok(c) => c,
                 Err(e) => return (Err(e.into()), true),
             };
             {
-                let PgConn {
-                    client, statements, ..
-                } = &mut *conn;
-                let t = client.build_transaction().isolation_level(level).start();
-                let t = match t {
-                    Ok(t) => t,
-                    Err(e) => return (Err(tx::db_error(e).into()), true),
-                };
-                let tx = PgTx::new(t, statements);
+                let tx = PgTx::new(&conn, begin);
                 let out = f(&tx);
                 let lost_race = tx.lost_race();
                 let failed = tx.failed();
@@ -339,12 +319,10 @@ impl Drop for Postgres {
 }
 
 fn current_generation(pool: &r2d2::Pool<Manager>) -> Result<i64, StoreError> {
-    let mut conn = pool.get()?;
-    let row = conn
-        .client
-        .query_one("SELECT generation FROM cache_generation", &[])
-        .map_err(tx::db_error)?;
-    Ok(row.get(0))
+    let conn = pool.get()?;
+    let row = conn.query_one("SELECT generation FROM cache_generation", &[])?;
+    row.try_get(0)
+        .map_err(|e| StoreError::Corrupt(format!("cache_generation: {e}")))
 }
 
 /// Clears the caches whenever another replica's transaction bumped the generation — and when

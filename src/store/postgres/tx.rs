@@ -1,13 +1,25 @@
 //! [`Tx`] on a PostgreSQL transaction: the same steps as the SQLite engine's, in PostgreSQL's
 //! dialect (timestamptz, jsonb, boolean, bytea).
+//!
+//! Round trips are what a request waits on, so the transaction sends what it need not wait for
+//! together with what it must: BEGIN goes with the first statement, and an insert or update
+//! whose outcome the request does not read (a new identity, a new login, a touch) waits to go
+//! with the next statement or the COMMIT. A failure of such a step surfaces there, before
+//! anything after it counts: the statement or the COMMIT it went with fails with its error, and
+//! the transaction is rolled back. A new login's GetId is three round trips, not six.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use postgres::error::SqlState;
-use postgres::types::{Json, ToSql};
-use postgres::{Row, Statement, Transaction};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{Json, ToSql};
+use tokio_postgres::{Row, Statement};
+
+use super::conn::PgConn;
 
 use crate::model::{
     CognitoProvider, DescribedIdentity, DeveloperUserRecord, Identity, IdentityRecord, KeyRecord,
@@ -42,7 +54,7 @@ type P<'a> = &'a (dyn ToSql + Sync);
 
 /// A driver error as the store names it: races that running the request again resolves are
 /// `Conflict`, the rest `Database`.
-pub fn db_error(e: postgres::Error) -> StoreError {
+pub fn db_error(e: tokio_postgres::Error) -> StoreError {
     let racing = matches!(
         e.code(),
         Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE
@@ -79,7 +91,7 @@ fn millis(t: SystemTime) -> Millis {
     }
 }
 
-fn get<'r, T: postgres::types::FromSql<'r>>(row: &'r Row, i: usize) -> R<T> {
+fn get<'r, T: tokio_postgres::types::FromSql<'r>>(row: &'r Row, i: usize) -> R<T> {
     row.try_get(i)
         .map_err(|e| StoreError::Corrupt(format!("column {i}: {e}")))
 }
@@ -92,13 +104,258 @@ fn opt_time(row: &Row, i: usize) -> R<Option<Millis>> {
     Ok(get::<Option<SystemTime>>(row, i)?.map(millis))
 }
 
+/// A value bound to a step sent later: owned, since the request's borrow ends first.
+type Owned = Box<dyn ToSql + Sync + Send>;
+
+/// A step not yet sent.
+enum Step {
+    /// BEGIN, COMMIT: the simple protocol.
+    Simple(&'static str),
+    /// A prepared insert or update whose outcome is read only as success or failure.
+    Exec(Statement, Vec<Owned>),
+}
+
 /// One request's steps on one PostgreSQL transaction.
 pub struct PgTx<'c> {
-    t: RefCell<Transaction<'c>>,
-    statements: RefCell<&'c mut HashMap<&'static str, Statement>>,
+    conn: &'c PgConn,
+    /// Steps to send with the next one the request waits for; the first is BEGIN until then.
+    pending: RefCell<Vec<Step>>,
+    /// Whether BEGIN has gone: a transaction that never sent anything has nothing to end.
+    begun: Cell<bool>,
+    ended: Cell<bool>,
     changes_mappings: Cell<bool>,
     lost_race: Cell<bool>,
     failed: Cell<bool>,
+}
+
+/// What a step answered.
+enum Out {
+    Done,
+    Rows(Vec<Row>),
+    Count(u64),
+}
+
+/// What the step a request waits for wants back.
+#[derive(Clone, Copy)]
+enum Want {
+    Rows,
+    Count,
+}
+
+/// One step's answer.
+type Answer = Result<Out, tokio_postgres::Error>;
+type Sent<'a> = Pin<Box<dyn Future<Output = Answer> + 'a>>;
+
+/// Awaits every step, polling them in order so each is sent before the next: one round trip.
+async fn in_order(mut steps: Vec<Sent<'_>>) -> Vec<Answer> {
+    let mut answers: Vec<Option<Answer>> = steps.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut waiting = false;
+        for (step, answer) in steps.iter_mut().zip(answers.iter_mut()) {
+            if answer.is_none() {
+                match step.as_mut().poll(cx) {
+                    Poll::Ready(a) => *answer = Some(a),
+                    Poll::Pending => waiting = true,
+                }
+            }
+        }
+        if waiting {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    answers.into_iter().flatten().collect()
+}
+
+impl<'c> PgTx<'c> {
+    /// A transaction that begins with `begin` (a BEGIN statement), sent with its first step.
+    pub fn new(conn: &'c PgConn, begin: &'static str) -> PgTx<'c> {
+        PgTx {
+            conn,
+            pending: RefCell::new(vec![Step::Simple(begin)]),
+            begun: Cell::new(false),
+            ended: Cell::new(false),
+            changes_mappings: Cell::new(false),
+            lost_race: Cell::new(false),
+            failed: Cell::new(false),
+        }
+    }
+
+    /// Whether a step failed in a way that running the request again can resolve.
+    pub fn lost_race(&self) -> bool {
+        self.lost_race.get()
+    }
+
+    /// Whether a step failed for another reason: the database, not the request, is at fault.
+    pub fn failed(&self) -> bool {
+        self.failed.get()
+    }
+
+    /// Sends what waits with COMMIT; Ok once every step and the COMMIT succeeded.
+    pub fn commit(self) -> R<()> {
+        // A failed step leaves PostgreSQL's transaction aborted, and COMMIT then rolls it back
+        // without an error: a request that went on past a failure must not count as committed.
+        if self.lost_race.get() {
+            return Err(StoreError::Conflict(
+                "a step of this transaction lost a race".into(),
+            ));
+        }
+        if self.failed.get() {
+            return Err(StoreError::Database(
+                "a step of this transaction failed".into(),
+            ));
+        }
+        self.ended.set(true);
+        if !self.begun.get() && self.pending.borrow().len() <= 1 {
+            // Nothing was sent and nothing waits but BEGIN: nothing to commit.
+            return Ok(());
+        }
+        self.pending.borrow_mut().push(Step::Simple("COMMIT"));
+        self.send(None).map(|_| ())
+    }
+
+    /// Tells every replica that a cached mapping may have changed (sent with the COMMIT).
+    pub fn bump_generation(&self) -> R<()> {
+        self.later(
+            "UPDATE cache_generation SET generation = generation + 1",
+            Vec::new(),
+        )
+    }
+
+    fn fail(&self, e: tokio_postgres::Error) -> StoreError {
+        let e = db_error(e);
+        if matches!(e, StoreError::Conflict(_)) {
+            self.lost_race.set(true);
+        } else {
+            self.failed.set(true);
+        }
+        e
+    }
+
+    fn stale<T>(&self, r: R<T>) -> R<T> {
+        self.changes_mappings.set(true);
+        r
+    }
+
+    /// The statement for `sql`, prepared once per connection (outside the transaction: a
+    /// prepared statement belongs to the session).
+    fn statement(&self, sql: &'static str) -> R<Statement> {
+        if let Some(s) = self.conn.statements.borrow().get(sql) {
+            return Ok(s.clone());
+        }
+        let client = self.conn.client()?;
+        let s = self
+            .conn
+            .block_on(client.prepare(sql))
+            .map_err(|e| self.fail(e))?;
+        self.conn.statements.borrow_mut().insert(sql, s.clone());
+        Ok(s)
+    }
+
+    /// Sends every pending step and then `last`, in one round trip, and waits for all their
+    /// answers; the first failure is the answer, else `last`'s.
+    fn send(&self, last: Option<(&Statement, &[P], Want)>) -> R<Out> {
+        let pending = std::mem::take(&mut *self.pending.borrow_mut());
+        if pending.is_empty() && last.is_none() {
+            return Ok(Out::Done);
+        }
+        self.begun.set(true);
+        let client = self.conn.client()?;
+        let answers = self.conn.block_on(async {
+            let mut sent: Vec<Sent<'_>> = Vec::with_capacity(pending.len() + 1);
+            for step in &pending {
+                sent.push(match step {
+                    Step::Simple(sql) => {
+                        Box::pin(async move { client.batch_execute(sql).await.map(|()| Out::Done) })
+                    }
+                    Step::Exec(statement, values) => Box::pin(async move {
+                        let values: Vec<P> = values.iter().map(|v| v.as_ref() as P).collect();
+                        client.execute(statement, &values).await.map(|_| Out::Done)
+                    }),
+                });
+            }
+            if let Some((statement, values, want)) = last {
+                sent.push(Box::pin(async move {
+                    match want {
+                        Want::Rows => client.query(statement, values).await.map(Out::Rows),
+                        Want::Count => client.execute(statement, values).await.map(Out::Count),
+                    }
+                }));
+            }
+            in_order(sent).await
+        });
+        let mut out = Out::Done;
+        for answer in answers {
+            out = answer.map_err(|e| self.fail(e))?;
+        }
+        Ok(out)
+    }
+
+    /// A step whose outcome the request reads only as success or failure: sent with the next
+    /// one it waits for (or the COMMIT), which fails with this one's error if it failed.
+    fn later(&self, sql: &'static str, values: Vec<Owned>) -> R<()> {
+        let s = self.statement(sql)?;
+        self.pending.borrow_mut().push(Step::Exec(s, values));
+        Ok(())
+    }
+
+    fn rows(&self, sql: &'static str, params: &[P]) -> R<Vec<Row>> {
+        let s = self.statement(sql)?;
+        match self.send(Some((&s, params, Want::Rows)))? {
+            Out::Rows(rows) => Ok(rows),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    fn opt(&self, sql: &'static str, params: &[P]) -> R<Option<Row>> {
+        let mut rows = self.rows(sql, params)?;
+        if rows.len() > 1 {
+            self.failed.set(true);
+            return Err(StoreError::Database(format!(
+                "{} rows where at most one was expected",
+                rows.len()
+            )));
+        }
+        Ok(rows.pop())
+    }
+
+    fn one(&self, sql: &'static str, params: &[P]) -> R<Row> {
+        match self.opt(sql, params)? {
+            Some(row) => Ok(row),
+            None => {
+                self.failed.set(true);
+                Err(StoreError::Database(
+                    "no row where exactly one was expected".into(),
+                ))
+            }
+        }
+    }
+
+    fn exec(&self, sql: &'static str, params: &[P]) -> R<u64> {
+        let s = self.statement(sql)?;
+        match self.send(Some((&s, params, Want::Count)))? {
+            Out::Count(n) => Ok(n),
+            _ => Ok(0),
+        }
+    }
+
+    fn strings(&self, sql: &'static str, params: &[P]) -> R<Vec<String>> {
+        self.rows(sql, params)?.iter().map(|r| get(r, 0)).collect()
+    }
+}
+
+impl Drop for PgTx<'_> {
+    /// A transaction not committed is rolled back (and one that never sent anything needs
+    /// nothing), so the connection goes back to the pool outside any transaction.
+    fn drop(&mut self) {
+        if self.begun.get() && !self.ended.get() {
+            if let Ok(client) = self.conn.client() {
+                let _ = self.conn.block_on(client.batch_execute("ROLLBACK"));
+            }
+        }
+    }
 }
 
 fn pool_row(row: &Row) -> R<Pool> {
@@ -159,112 +416,6 @@ fn position(after: Option<&Position>) -> (Option<SystemTime>, String) {
     match after {
         Some(p) => (Some(ts(p.created_at)), p.id.clone()),
         None => (None, String::new()),
-    }
-}
-
-impl<'c> PgTx<'c> {
-    pub fn new(
-        t: Transaction<'c>,
-        statements: &'c mut HashMap<&'static str, Statement>,
-    ) -> PgTx<'c> {
-        PgTx {
-            t: RefCell::new(t),
-            statements: RefCell::new(statements),
-            changes_mappings: Cell::new(false),
-            lost_race: Cell::new(false),
-            failed: Cell::new(false),
-        }
-    }
-
-    /// Whether a step failed in a way that running the request again can resolve.
-    pub fn lost_race(&self) -> bool {
-        self.lost_race.get()
-    }
-
-    /// Whether a step failed for another reason: the database, not the request, is at fault.
-    pub fn failed(&self) -> bool {
-        self.failed.get()
-    }
-
-    pub fn commit(self) -> R<()> {
-        let lost = &self.lost_race;
-        self.t.into_inner().commit().map_err(|e| {
-            let e = db_error(e);
-            if matches!(e, StoreError::Conflict(_)) {
-                lost.set(true);
-            }
-            e
-        })
-    }
-
-    /// Tells every replica that a cached mapping may have changed.
-    pub fn bump_generation(&self) -> R<()> {
-        self.exec(
-            "UPDATE cache_generation SET generation = generation + 1",
-            &[],
-        )
-        .map(|_| ())
-    }
-
-    fn fail(&self, e: postgres::Error) -> StoreError {
-        let e = db_error(e);
-        if matches!(e, StoreError::Conflict(_)) {
-            self.lost_race.set(true);
-        } else {
-            self.failed.set(true);
-        }
-        e
-    }
-
-    fn stale<T>(&self, r: R<T>) -> R<T> {
-        self.changes_mappings.set(true);
-        r
-    }
-
-    /// The statement for `sql`, prepared once per connection.
-    fn statement(&self, sql: &'static str) -> R<Statement> {
-        if let Some(s) = self.statements.borrow().get(sql) {
-            return Ok(s.clone());
-        }
-        let s = self.t.borrow_mut().prepare(sql).map_err(|e| self.fail(e))?;
-        self.statements.borrow_mut().insert(sql, s.clone());
-        Ok(s)
-    }
-
-    fn rows(&self, sql: &'static str, params: &[P]) -> R<Vec<Row>> {
-        let s = self.statement(sql)?;
-        self.t
-            .borrow_mut()
-            .query(&s, params)
-            .map_err(|e| self.fail(e))
-    }
-
-    fn opt(&self, sql: &'static str, params: &[P]) -> R<Option<Row>> {
-        let s = self.statement(sql)?;
-        self.t
-            .borrow_mut()
-            .query_opt(&s, params)
-            .map_err(|e| self.fail(e))
-    }
-
-    fn one(&self, sql: &'static str, params: &[P]) -> R<Row> {
-        let s = self.statement(sql)?;
-        self.t
-            .borrow_mut()
-            .query_one(&s, params)
-            .map_err(|e| self.fail(e))
-    }
-
-    fn exec(&self, sql: &'static str, params: &[P]) -> R<u64> {
-        let s = self.statement(sql)?;
-        self.t
-            .borrow_mut()
-            .execute(&s, params)
-            .map_err(|e| self.fail(e))
-    }
-
-    fn strings(&self, sql: &'static str, params: &[P]) -> R<Vec<String>> {
-        self.rows(sql, params)?.iter().map(|r| get(r, 0)).collect()
     }
 }
 
@@ -543,18 +694,20 @@ impl Tx for PgTx<'_> {
             .collect()
     }
     fn insert_identity(&self, id: &str, pool: &str, now: Millis) -> R<()> {
-        self.exec(
+        self.later(
             "INSERT INTO identities (id, pool_id, created_at, updated_at) VALUES ($1, $2, $3, $3)",
-            &[&id, &pool, &ts(now)],
+            vec![
+                Box::new(id.to_string()),
+                Box::new(pool.to_string()),
+                Box::new(ts(now)),
+            ],
         )
-        .map(|_| ())
     }
     fn touch(&self, id: &str, now: Millis) -> R<()> {
-        self.exec(
+        self.later(
             "UPDATE identities SET updated_at = $2 WHERE id = $1",
-            &[&id, &ts(now)],
+            vec![Box::new(id.to_string()), Box::new(ts(now))],
         )
-        .map(|_| ())
     }
     fn disable(&self, id: &str, merged_into: Option<&str>, now: Millis) -> R<()> {
         let r = self.exec(
@@ -624,12 +777,17 @@ impl Tx for PgTx<'_> {
         identity: &str,
         now: Millis,
     ) -> R<()> {
-        self.exec(
+        self.later(
             "INSERT INTO logins (pool_id, provider, subject, identity_id, linked_at) \
              VALUES ($1, $2, $3, $4, $5)",
-            &[&pool, &provider, &subject, &identity, &ts(now)],
+            vec![
+                Box::new(pool.to_string()),
+                Box::new(provider.to_string()),
+                Box::new(subject.to_string()),
+                Box::new(identity.to_string()),
+                Box::new(ts(now)),
+            ],
         )
-        .map(|_| ())
     }
     fn unlink(&self, identity: &str, provider: &str) -> R<bool> {
         let r = self.exec(
