@@ -259,13 +259,15 @@ impl Store {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&dyn Tx) -> Result<T, E> + Send + 'static,
     {
-        if let Engine::Sqlite(s) = &self.inner.engine {
-            return s.read_here(f);
-        }
+        let slot = match &self.inner.engine {
+            Engine::Sqlite(s) => return s.read_here(f),
+            Engine::Postgres(p) => p.slot().await?,
+        };
         let inner = self.inner.clone();
         // The request's span (its request id) goes along, so what `f` logs is the request's.
         let span = tracing::Span::current();
         match tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             let _in = span.enter();
             match &inner.engine {
                 Engine::Sqlite(s) => s.read(f),
@@ -328,10 +330,12 @@ impl Store {
     {
         match &self.inner.engine {
             Engine::Sqlite(s) => s.write(f).await,
-            Engine::Postgres(_) => {
+            Engine::Postgres(p) => {
+                let slot = p.slot().await?;
                 let inner = self.inner.clone();
                 let span = tracing::Span::current();
                 match tokio::task::spawn_blocking(move || {
+                    let _slot = slot;
                     let _in = span.enter();
                     match &inner.engine {
                         Engine::Postgres(p) => p.write(isolation, &f),

@@ -65,6 +65,10 @@ pub struct Postgres {
     give_up: Duration,
     /// Since when every write has failed (for reasons of the database), and how many did.
     failing: Mutex<Option<(Instant, u64)>>,
+    /// One per pooled connection: requests wait for one here, first come first served, before
+    /// they take a blocking thread, rather than all piling onto the pool's lock, where a newcomer
+    /// can overtake one that waited and some requests waited for seconds.
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Postgres {
@@ -128,7 +132,19 @@ impl Postgres {
             fatal,
             give_up: settings.give_up,
             failing: Mutex::new(None),
+            slots: Arc::new(tokio::sync::Semaphore::new(
+                settings.pool_size.max(1) as usize
+            )),
         })
+    }
+
+    /// Waits, in turn, for a pooled connection to be free for one request (see `slots`).
+    pub async fn slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, StoreError> {
+        self.slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::WriterGone)
     }
 
     /// Where the data is, without credentials: `postgres://host:port/db`.
