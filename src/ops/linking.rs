@@ -159,11 +159,16 @@ pub fn known_owner(tx: &dyn Tx, pool: &str, logins: &[Login]) -> Result<Known, A
     Ok(match owner {
         None => Known::Unlinked,
         Some(_) if unlinked > 0 => Known::Other,
-        Some(id) => match tx.identity(&id)?.filter(|i| !i.disabled) {
-            Some(i) => Known::Owner(i.id),
+        Some(id) => match usable_owner(tx, &id)? {
+            Some(id) => Known::Owner(id),
             None => Known::Other,
         },
     })
+}
+
+/// The owner of logins, when it is enabled (GetId answers with it and writes nothing).
+fn usable_owner(tx: &dyn Tx, id: &str) -> Result<Option<String>, ApiError> {
+    Ok(tx.identity(id)?.filter(|i| !i.disabled).map(|i| i.id))
 }
 
 /// GetId's write for logins none of which is linked: a new identity that owns them all.
@@ -195,6 +200,15 @@ pub fn known_or_created(
     region: &str,
     logins: &[Login],
 ) -> Result<Option<String>, ApiError> {
+    if let [l] = logins {
+        // One login, as most GetIds: the pool and the owner in one step.
+        let (pool_exists, owner) = tx.pool_and_login_owner(pool, &l.provider, &l.subject)?;
+        return match owner {
+            Some(id) => Ok(usable_owner(tx, &id)?),
+            None if pool_exists => Ok(Some(create_owner(tx, pool, region, logins)?)),
+            None => Err(ApiError::pool_not_found(pool)),
+        };
+    }
     match known_owner(tx, pool, logins)? {
         Known::Owner(id) => Ok(Some(id)),
         Known::Other => Ok(None),

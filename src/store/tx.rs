@@ -95,6 +95,19 @@ pub trait Tx {
     fn delete_identity(&self, id: &str) -> R<bool>;
     /// The identity a provider's user is linked to in a pool.
     fn login_owner(&self, pool: &str, provider: &str, subject: &str) -> R<Option<String>>;
+    /// Whether a pool exists, and the identity a provider's user is linked to in it: GetId's
+    /// first look, one step (one round trip) where an engine can make it so.
+    fn pool_and_login_owner(
+        &self,
+        pool: &str,
+        provider: &str,
+        subject: &str,
+    ) -> R<(bool, Option<String>)> {
+        Ok((
+            self.pool_exists(pool)?,
+            self.login_owner(pool, provider, subject)?,
+        ))
+    }
     /// The identity a provider's user is linked to, with whether it is disabled.
     fn login_owner_state(
         &self,

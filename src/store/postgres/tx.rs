@@ -728,6 +728,19 @@ impl Tx for PgTx<'_> {
         .map(|r| get(&r, 0))
         .transpose()
     }
+    fn pool_and_login_owner(
+        &self,
+        pool: &str,
+        provider: &str,
+        subject: &str,
+    ) -> R<(bool, Option<String>)> {
+        let row = self.one(
+            "SELECT EXISTS (SELECT 1 FROM pools WHERE id = $1), \
+             (SELECT identity_id FROM logins WHERE pool_id = $1 AND provider = $2 AND subject = $3)",
+            &[&pool, &provider, &subject],
+        )?;
+        Ok((get(&row, 0)?, get(&row, 1)?))
+    }
     fn login_owner_state(
         &self,
         pool: &str,
