@@ -3,6 +3,7 @@
 //! recovers by itself once the lock is released, and a writer that can never commit makes the
 //! binary exit non-zero (so a supervisor restarts it) instead of answering 500s forever.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::*;
@@ -99,4 +100,54 @@ async fn a_writer_that_can_never_commit_makes_the_binary_exit_non_zero_and_say_w
         "the cause is logged once for the whole run of failures:\n{log}"
     );
     assert!(log.contains("cannot go on"), "{log}");
+}
+
+/// PostgreSQL: a request waits for a free connection in turn, but no longer than
+/// `connect_timeout_ms`: with the only connection held by a write stuck on a lock, the next
+/// request gets InternalErrorException instead of waiting without bound, and both the stuck
+/// write and later requests succeed once the lock is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_waits_for_a_database_connection_no_longer_than_the_connect_timeout() {
+    if test_database_url().is_none() {
+        eprintln!("skipped on SQLite: a PostgreSQL replica's connection pool");
+        return;
+    }
+    let ts = Arc::new(
+        TestServer::start_with(|c| {
+            c.database.pool_size = 1;
+            c.database.connect_timeout_ms = 300;
+            c.database.statement_timeout_ms = 20_000;
+        })
+        .await,
+    );
+    let pool = create_pool(&ts.client(), "slots").await;
+    let body = guest_get_id(&pool);
+    assert_eq!(ts.call("GetId", &body).await.status, 200);
+    let before = ts.count("SELECT count(*) FROM identities");
+
+    let lock = db::hold_write_lock(&ts.config);
+    let stuck = {
+        let (ts, body) = (ts.clone(), body.clone());
+        tokio::spawn(async move { ts.call("GetId", &body).await })
+    };
+    // The stuck write holds the one connection until the lock goes; wait until it is waiting.
+    while ts.count(
+        "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'identities'::regclass",
+    ) == 0
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = ts.call("GetId", &body).await;
+    r.assert_error(500, "InternalErrorException");
+    assert!(
+        !r.message().to_lowercase().contains("connection"),
+        "no database detail reaches the client: {}",
+        r.message()
+    );
+    drop(lock);
+
+    let r = stuck.await.unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(ts.call("GetId", &body).await.status, 200);
+    assert_eq!(ts.count("SELECT count(*) FROM identities"), before + 2);
 }

@@ -69,6 +69,8 @@ pub struct Postgres {
     /// they take a blocking thread, rather than all piling onto the pool's lock, where a newcomer
     /// can overtake one that waited and some requests waited for seconds.
     slots: Arc<tokio::sync::Semaphore>,
+    /// How long a request may wait for a slot (`connect_timeout_ms`, as for a connection).
+    slot_wait: Duration,
 }
 
 impl Postgres {
@@ -135,16 +137,22 @@ impl Postgres {
             slots: Arc::new(tokio::sync::Semaphore::new(
                 settings.pool_size.max(1) as usize
             )),
+            slot_wait: settings.connect_timeout.max(Duration::from_millis(100)),
         })
     }
 
     /// Waits, in turn, for a pooled connection to be free for one request (see `slots`).
+    /// Past `connect_timeout_ms` the request fails (InternalErrorException) instead of
+    /// queueing without bound.
     pub async fn slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, StoreError> {
-        self.slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| StoreError::WriterGone)
+        match tokio::time::timeout(self.slot_wait, self.slots.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(StoreError::WriterGone),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "no database connection was free within {} ms",
+                self.slot_wait.as_millis()
+            ))),
+        }
     }
 
     /// Where the data is, without credentials: `postgres://host:port/db`.
