@@ -189,7 +189,7 @@ impl Postgres {
         let conn = self.conn()?;
         let tx = PgTx::new(&conn, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
         let out = f(&tx)?;
-        tx.commit()?;
+        tx.end_read()?;
         Ok(out)
     }
 

@@ -195,8 +195,48 @@ impl<'c> PgTx<'c> {
 
     /// Sends what waits with COMMIT; Ok once every step and the COMMIT succeeded.
     pub fn commit(self) -> R<()> {
-        // A failed step leaves PostgreSQL's transaction aborted, and COMMIT then rolls it back
-        // without an error: a request that went on past a failure must not count as committed.
+        self.check()?;
+        self.ended.set(true);
+        if !self.begun.get() && self.pending.borrow().len() <= 1 {
+            // Nothing was sent and nothing waits but BEGIN: nothing to commit.
+            return Ok(());
+        }
+        self.pending.borrow_mut().push(Step::Simple("COMMIT"));
+        self.send(None).map(|_| ())
+    }
+
+    /// Ends a read-only transaction without waiting for the server's answer: there is nothing
+    /// to commit, so the request need not wait a round trip for it. The COMMIT is written to
+    /// the socket now (the snapshot is released as soon as the server reads it), and its answer
+    /// is skipped by the connection before the next request's.
+    pub fn end_read(self) -> R<()> {
+        self.check()?;
+        if !self
+            .pending
+            .borrow()
+            .iter()
+            .all(|s| matches!(s, Step::Simple(_)))
+        {
+            // A write step in a read: let it fail (read-only) where it is sent.
+            return self.commit();
+        }
+        self.ended.set(true);
+        if !self.begun.get() {
+            return Ok(());
+        }
+        let client = self.conn.client()?;
+        self.conn.block_on(async {
+            let mut commit = std::pin::pin!(client.batch_execute("COMMIT"));
+            // The first poll queues it; the yield lets the connection write it.
+            let _ = std::future::poll_fn(|cx| Poll::Ready(commit.as_mut().poll(cx))).await;
+            tokio::task::yield_now().await;
+        });
+        Ok(())
+    }
+
+    /// A failed step leaves PostgreSQL's transaction aborted, and COMMIT then rolls it back
+    /// without an error: a request that went on past a failure must not count as committed.
+    fn check(&self) -> R<()> {
         if self.lost_race.get() {
             return Err(StoreError::Conflict(
                 "a step of this transaction lost a race".into(),
@@ -207,13 +247,7 @@ impl<'c> PgTx<'c> {
                 "a step of this transaction failed".into(),
             ));
         }
-        self.ended.set(true);
-        if !self.begun.get() && self.pending.borrow().len() <= 1 {
-            // Nothing was sent and nothing waits but BEGIN: nothing to commit.
-            return Ok(());
-        }
-        self.pending.borrow_mut().push(Step::Simple("COMMIT"));
-        self.send(None).map(|_| ())
+        Ok(())
     }
 
     /// Tells every replica that a cached mapping may have changed (sent with the COMMIT).
