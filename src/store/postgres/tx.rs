@@ -6,7 +6,7 @@
 //! whose outcome the request does not read (a new identity, a new login, a touch) waits to go
 //! with the next statement or the COMMIT. A failure of such a step surfaces there, before
 //! anything after it counts: the statement or the COMMIT it went with fails with its error, and
-//! the transaction is rolled back. A new login's GetId is three round trips, not six.
+//! the transaction is rolled back. A new login's GetId is two round trips (see `ops::linking`).
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
