@@ -131,6 +131,28 @@ pub struct DescribedIdentity {
     pub providers: Vec<String>,
 }
 
+impl DescribedIdentity {
+    /// An identity with its logins' provider names (sorted here), and the pool's developer
+    /// provider among them when the identity has developer user ids.
+    pub fn new(
+        identity: Identity,
+        mut providers: Vec<String>,
+        developer: Option<&str>,
+        has_developer_users: bool,
+    ) -> DescribedIdentity {
+        if let Some(dev) = developer.filter(|_| has_developer_users) {
+            if !providers.iter().any(|p| p == dev) {
+                providers.push(dev.to_string());
+            }
+        }
+        providers.sort();
+        DescribedIdentity {
+            identity,
+            providers,
+        }
+    }
+}
+
 /// Where a page of a listing in creation order ends: the creation time and id of its last
 /// item (ids break ties between items created in the same millisecond).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -421,19 +421,12 @@ fn identity_row(row: &Row) -> R<Identity> {
 }
 
 fn described_row(row: &Row, developer: Option<&str>) -> R<DescribedIdentity> {
-    let identity = identity_row(row)?;
-    let mut providers: Vec<String> = get(row, 5)?;
-    let has_developer: bool = get(row, 6)?;
-    if let Some(dev) = developer.filter(|_| has_developer) {
-        if !providers.iter().any(|p| p == dev) {
-            providers.push(dev.to_string());
-            providers.sort();
-        }
-    }
-    Ok(DescribedIdentity {
-        identity,
-        providers,
-    })
+    Ok(DescribedIdentity::new(
+        identity_row(row)?,
+        get(row, 5)?,
+        developer,
+        get(row, 6)?,
+    ))
 }
 
 fn key_row(row: &Row) -> R<SigningKey> {

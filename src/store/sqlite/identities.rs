@@ -114,22 +114,16 @@ fn provider_columns(developer: Option<&str>) -> String {
 fn described(row: &Row, developer: Option<&str>) -> rusqlite::Result<DescribedIdentity> {
     let identity = from_row(row)?;
     let joined: Option<String> = row.get(5)?;
-    let has_developer: bool = row.get(6)?;
-    let mut providers: Vec<String> = match joined {
+    let providers: Vec<String> = match joined {
         Some(j) => j.split('\u{1f}').map(str::to_string).collect(),
         None => Vec::new(),
     };
-    providers.sort();
-    if let Some(dev) = developer.filter(|_| has_developer) {
-        if !providers.iter().any(|p| p == dev) {
-            providers.push(dev.to_string());
-            providers.sort();
-        }
-    }
-    Ok(DescribedIdentity {
+    Ok(DescribedIdentity::new(
         identity,
         providers,
-    })
+        developer,
+        row.get(6)?,
+    ))
 }
 
 /// An identity with its provider names, in one statement.
