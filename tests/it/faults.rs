@@ -151,3 +151,44 @@ async fn a_request_waits_for_a_database_connection_no_longer_than_the_connect_ti
     assert_eq!(ts.call("GetId", &body).await.status, 200);
     assert_eq!(ts.count("SELECT count(*) FROM identities"), before + 2);
 }
+
+/// PostgreSQL: a failed step aborts the whole transaction there, and COMMIT would then roll it
+/// back without an error. A write whose steps went on past a failure (here, one that ignores
+/// it) must not be reported as committed: the store answers an error, and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_went_on_past_a_failed_step_is_not_reported_committed() {
+    if test_database_url().is_none() {
+        eprintln!("skipped on SQLite: a failed statement there undoes only itself");
+        return;
+    }
+    let ts = TestServer::start().await;
+    let pool = create_pool(&ts.client(), "aborted").await;
+    let r = ts.call("GetId", &guest_get_id(&pool)).await;
+    assert_eq!(r.status, 200);
+    let taken = r.json()["IdentityId"].as_str().unwrap().to_string();
+    let before = ts.count("SELECT count(*) FROM identities");
+
+    let fresh = format!("{}:0190a000-0000-7000-8000-000000000001", "us-east-1");
+    let out = {
+        let (pool, taken, fresh) = (pool.clone(), taken.clone(), fresh.clone());
+        ts.app()
+            .store
+            .write(move |tx| {
+                let now = idpool::times::now();
+                tx.insert_identity(&fresh, &pool, now)?;
+                // Its id is taken: this insert fails (where it is sent, with the next step).
+                tx.insert_identity(&taken, &pool, now)?;
+                let _ignored = tx.pool_exists(&pool);
+                Ok::<_, idpool::store::StoreError>(())
+            })
+            .await
+    };
+    assert!(out.is_err(), "reported committed: {out:?}");
+    assert_eq!(ts.count("SELECT count(*) FROM identities"), before);
+    assert_eq!(
+        ts.count(&format!(
+            "SELECT count(*) FROM identities WHERE id = '{fresh}'"
+        )),
+        0
+    );
+}
