@@ -246,6 +246,19 @@ pub struct PrincipalTagMap {
     pub principal_tags: BTreeMap<String, String>,
 }
 
+/// An identity with its pool and what of the pool's configuration an access check asked for:
+/// what [`crate::store::Tx::identity_with_pool`] reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityWithPool {
+    pub identity: Identity,
+    /// `None` when the identity's pool is gone.
+    pub pool: Option<Pool>,
+    /// The pool's roles, when asked for and the pool exists.
+    pub roles: Option<PoolRoles>,
+    /// The pool's principal tag attribute maps by provider, when asked for; else empty.
+    pub tag_maps: BTreeMap<String, PrincipalTagMap>,
+}
+
 /// A token signing key as stored: its public half, and when it stops being published.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SigningKey {

@@ -15,7 +15,7 @@ use super::linking::{
     UNAUTH_NOT_SUPPORTED,
 };
 use super::logins::{self, Login, COGNITO_IDENTITY_PROVIDER};
-use crate::model::{Identity, Pool};
+use crate::model::{Identity, Pool, PoolRoles, PrincipalTagMap};
 use crate::protocol::ApiError;
 use crate::store::Tx;
 use crate::times;
@@ -87,6 +87,17 @@ impl Links {
     }
 }
 
+/// What of the pool's configuration an access check reads with the identity and its pool, in
+/// the same step: on PostgreSQL every read is round trips of its own.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Needs {
+    /// The pool's roles and role mappings (GetCredentialsForIdentity).
+    pub roles: bool,
+    /// The pool's principal tag attribute maps, read only when public logins are presented
+    /// (only they carry principal tags).
+    pub tag_maps: bool,
+}
+
 /// What settling a presentation ends on.
 #[derive(Debug, Clone)]
 pub struct Settled {
@@ -96,6 +107,39 @@ pub struct Settled {
     pub links: Option<Links>,
 }
 
+/// What the access check of GetOpenIdToken and GetCredentialsForIdentity ends on.
+#[derive(Debug, Clone)]
+pub struct Access {
+    pub pool: Pool,
+    pub presented: Presented,
+    pub settled: Settled,
+    /// The pool's roles, when `Needs::roles` asked for them (else none).
+    pub roles: PoolRoles,
+    /// The pool's principal tag attribute maps by provider, when `Needs::tag_maps` asked for
+    /// them and public logins were presented (else none).
+    pub tag_maps: BTreeMap<String, PrincipalTagMap>,
+}
+
+/// An identity with its pool, and what `needs` names, from one step: an identity whose pool is
+/// gone is not found.
+fn first_look(
+    tx: &dyn Tx,
+    id: &str,
+    roles: bool,
+    tag_maps: bool,
+) -> Result<(Identity, Pool, PoolRoles, BTreeMap<String, PrincipalTagMap>), ApiError> {
+    let found = tx
+        .identity_with_pool(id, roles, tag_maps)?
+        .ok_or_else(|| ApiError::identity_not_found(id))?;
+    let pool = found.pool.ok_or_else(|| ApiError::identity_not_found(id))?;
+    Ok((
+        found.identity,
+        pool,
+        found.roles.unwrap_or_default(),
+        found.tag_maps,
+    ))
+}
+
 /// Loads an identity and its pool, and checks every login token presented for it.
 pub async fn present(
     app: &App,
@@ -103,33 +147,96 @@ pub async fn present(
     logins_map: Option<BTreeMap<String, String>>,
 ) -> Result<(Pool, Identity, Presented), ApiError> {
     let id = identity_id.to_string();
-    let (identity, pool) = app
+    let (identity, pool, _, _) = app
         .store
-        .read(move |tx| {
-            let identity = tx
-                .identity(&id)?
-                .ok_or_else(|| ApiError::identity_not_found(&id))?;
-            let pool = tx
-                .pool(&identity.pool_id)?
-                .ok_or_else(|| ApiError::identity_not_found(&id))?;
-            Ok::<_, ApiError>((identity, pool))
-        })
+        .read(move |tx| first_look(tx, &id, false, false))
         .await?;
+    let presented = check_presented(app, &pool, identity_id, logins_map).await?;
+    Ok((pool, identity, presented))
+}
+
+async fn check_presented(
+    app: &App,
+    pool: &Pool,
+    identity_id: &str,
+    logins_map: Option<BTreeMap<String, String>>,
+) -> Result<Presented, ApiError> {
     let mut map = logins_map.unwrap_or_default();
     let cognito = match map.remove(COGNITO_IDENTITY_PROVIDER) {
-        Some(token) => Some(own_token(app, &pool, identity_id, &token).await?),
+        Some(token) => Some(own_token(app, pool, identity_id, &token).await?),
         None => None,
     };
-    let logins = logins::resolve(app, &pool, &map).await?;
-    Ok((
+    let logins = logins::resolve(app, pool, &map).await?;
+    Ok(Presented {
+        logins,
+        cognito,
+        vouched: false,
+    })
+}
+
+/// The whole access check of GetOpenIdToken and GetCredentialsForIdentity: the identity, its
+/// pool and what `needs` names; the presented tokens; `check` (the operation's own refusals,
+/// in the order AWS gives them: after the tokens, before any link); then the settling.
+///
+/// With no logins presented there is nothing to verify, so all of it is one read; with logins,
+/// one read before their tokens are verified (they are checked against the pool) and one
+/// after, or a write when a link or merge is due.
+pub async fn access<C>(
+    app: &App,
+    identity_id: &str,
+    logins_map: Option<BTreeMap<String, String>>,
+    needs: Needs,
+    check: C,
+) -> Result<Access, ApiError>
+where
+    C: FnOnce(&Pool, &Presented) -> Result<(), ApiError> + Send + 'static,
+{
+    let id = identity_id.to_string();
+    if logins_map.as_ref().is_none_or(BTreeMap::is_empty) {
+        let (pool, roles, settled) = app
+            .store
+            .read(move |tx| {
+                let (_, pool, roles, _) = first_look(tx, &id, needs.roles, false)?;
+                let p = Presented::default();
+                check(&pool, &p)?;
+                let settled = match settle(tx, &pool, &id, &p, true)? {
+                    Some(to) => Some(settled(tx, to, &p)?),
+                    None => None,
+                };
+                Ok::<_, ApiError>((pool, roles, settled))
+            })
+            .await?;
+        let presented = Presented::default();
+        let settled = match settled {
+            Some(s) => s,
+            None => settle_in_write(app, &pool, identity_id, &presented).await?,
+        };
+        return Ok(Access {
+            pool,
+            presented,
+            settled,
+            roles,
+            tag_maps: BTreeMap::new(),
+        });
+    }
+    let public = logins_map
+        .as_ref()
+        .is_some_and(|m| m.keys().any(|k| k != COGNITO_IDENTITY_PROVIDER));
+    let tag_maps = needs.tag_maps && public;
+    let (identity, pool, roles, tag_maps) = app
+        .store
+        .read(move |tx| first_look(tx, &id, needs.roles, tag_maps))
+        .await?;
+    let presented = check_presented(app, &pool, identity_id, logins_map).await?;
+    check(&pool, &presented)?;
+    let settled = settle_identity(app, &pool, &identity.id, &presented).await?;
+    Ok(Access {
         pool,
-        identity,
-        Presented {
-            logins,
-            cognito,
-            vouched: false,
-        },
-    ))
+        presented,
+        settled,
+        roles,
+        tag_maps,
+    })
 }
 
 /// Checks a token this server issued, presented for `identity_id` of `pool`.
@@ -159,8 +266,17 @@ pub fn settle(
     p: &Presented,
     dry: bool,
 ) -> Result<Option<String>, ApiError> {
-    linking::usable_identity(tx, identity_id)?;
-    let authenticated = tx.login_count(identity_id)? > 0;
+    let first = p
+        .logins
+        .first()
+        .map(|l| (l.provider.as_str(), l.subject.as_str()));
+    let (identity, count, first_owner) = tx
+        .identity_with_logins(identity_id, &pool.id, first)?
+        .ok_or_else(|| ApiError::identity_not_found(identity_id))?;
+    if identity.disabled {
+        return Err(ApiError::identity_forbidden(identity_id));
+    }
+    let authenticated = count > 0;
     if p.logins.is_empty() {
         if authenticated {
             // Only a developer backend, or a token of ours issued to the identity as
@@ -184,8 +300,12 @@ pub fn settle(
     let mut unlinked: Vec<&Login> = Vec::new();
     let mut proves = p.vouched || p.cognito_authenticated();
     let mut other: Option<String> = None;
-    for l in &p.logins {
-        match tx.login_owner(&pool.id, &l.provider, &l.subject)? {
+    for (i, l) in p.logins.iter().enumerate() {
+        let owner = match i {
+            0 => first_owner.clone(),
+            _ => tx.login_owner(&pool.id, &l.provider, &l.subject)?,
+        };
+        match owner {
             None => unlinked.push(l),
             Some(o) if o == identity_id => proves = true,
             Some(o) => match &other {
@@ -237,9 +357,18 @@ pub async fn settle_identity(
             })
             .await?
     };
-    if let Some(s) = read {
-        return Ok(s);
+    match read {
+        Some(s) => Ok(s),
+        None => settle_in_write(app, pool, identity_id, p).await,
     }
+}
+
+async fn settle_in_write(
+    app: &App,
+    pool: &Pool,
+    identity_id: &str,
+    p: &Presented,
+) -> Result<Settled, ApiError> {
     let pool = pool.clone();
     let identity_id = identity_id.to_string();
     let p = p.clone();

@@ -53,19 +53,27 @@ pub async fn get_credentials_for_identity(
     app: &App,
     input: GetCredentialsInput,
 ) -> Result<Value, ApiError> {
-    let (pool, identity, presented) =
-        access::present(app, &input.identity_id, input.logins).await?;
-    let not_after = presented.not_after();
     let now = tokens::now_secs();
-    if let Some(limit) = not_after {
-        if limit <= now {
+    let needs = access::Needs {
+        roles: true,
+        tag_maps: app.config.credentials.source == CredentialsSource::Sts,
+    };
+    let access::Access {
+        pool,
+        presented,
+        settled,
+        roles: loaded,
+        tag_maps,
+    } = access::access(app, &input.identity_id, input.logins, needs, move |_, p| {
+        match p.not_after() {
             // Accepted within the clock-skew leeway only: nothing more is got with it.
-            return Err(tokens::expired(now, limit));
+            Some(limit) if limit <= now => Err(tokens::expired(now, limit)),
+            _ => Ok(()),
         }
-    }
-    let settled = access::settle_identity(app, &pool, &identity.id, &presented).await?;
+    })
+    .await?;
+    let not_after = presented.not_after();
     let id = settled.id.as_str();
-    let loaded = roles::load_roles(app, &pool.id).await?;
     let through_ours =
         presented.logins.is_empty() && settled.links.as_ref().is_some_and(Links::authenticated);
     let role = roles::choose_role(
@@ -78,7 +86,7 @@ pub async fn get_credentials_for_identity(
     let mut creds = match app.config.credentials.source {
         CredentialsSource::Local => local_credentials(),
         CredentialsSource::Sts => {
-            let tags = roles::principal_tags(app, &pool, &presented.logins).await?;
+            let tags = roles::principal_tags_from(&tag_maps, &pool, &presented.logins);
             let amr = amr(&pool, &presented, None, settled.links.as_ref());
             let token = app.tokens.issue_until(
                 claims(&pool, id, amr, &tags),

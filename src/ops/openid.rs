@@ -124,21 +124,35 @@ pub fn claims(
 /// alone) yields a token that expires no later than the presented one: a developer token's
 /// TokenDuration, or any token's life, cannot be stretched by renewing it again and again.
 pub async fn get_open_id_token(app: &App, input: GetOpenIdTokenInput) -> Result<Value, ApiError> {
-    let (pool, identity, presented) =
-        access::present(app, &input.identity_id, input.logins).await?;
-    if pool.settings.allow_classic_flow == Some(false) {
-        return Err(ApiError::InvalidParameter(
-            CLASSIC_FLOW_DISABLED.to_string(),
-        ));
-    }
-    let settled = access::settle_identity(app, &pool, &identity.id, &presented).await?;
-    let id = settled.id;
-    let tags = roles::principal_tags(app, &pool, &presented.logins).await?;
+    let needs = access::Needs {
+        roles: false,
+        tag_maps: true,
+    };
+    let access::Access {
+        pool,
+        presented,
+        settled,
+        tag_maps,
+        ..
+    } = access::access(
+        app,
+        &input.identity_id,
+        input.logins,
+        needs,
+        |pool, _| match pool.settings.allow_classic_flow {
+            Some(false) => Err(ApiError::InvalidParameter(
+                CLASSIC_FLOW_DISABLED.to_string(),
+            )),
+            _ => Ok(()),
+        },
+    )
+    .await?;
+    let tags = roles::principal_tags_from(&tag_maps, &pool, &presented.logins);
     let amr = amr(&pool, &presented, None, settled.links.as_ref());
     let token = app.tokens.issue_until(
-        claims(&pool, &id, amr, &tags),
+        claims(&pool, &settled.id, amr, &tags),
         OPENID_TOKEN_TTL,
         presented.not_after(),
     )?;
-    Ok(json!({ "IdentityId": id, "Token": token }))
+    Ok(json!({ "IdentityId": settled.id, "Token": token }))
 }

@@ -11,9 +11,9 @@ use std::collections::BTreeMap;
 
 use super::StoreError;
 use crate::model::{
-    DescribedIdentity, DeveloperUserRecord, Identity, IdentityRecord, KeyRecord, KeysVersion,
-    LoginRecord, Pool, PoolRecord, PoolRoles, PoolSettings, PoolSummary, Position, PrincipalTagMap,
-    SigningKey,
+    DescribedIdentity, DeveloperUserRecord, Identity, IdentityRecord, IdentityWithPool, KeyRecord,
+    KeysVersion, LoginRecord, Pool, PoolRecord, PoolRoles, PoolSettings, PoolSummary, Position,
+    PrincipalTagMap, SigningKey,
 };
 use crate::times::Millis;
 
@@ -72,6 +72,53 @@ pub trait Tx {
 
     /// An identity by id.
     fn identity(&self, id: &str) -> R<Option<Identity>>;
+    /// An identity with its pool, and the pool's roles and principal tag attribute maps when
+    /// asked for: the access check's first look, one step where an engine can make it so.
+    fn identity_with_pool(
+        &self,
+        id: &str,
+        roles: bool,
+        tag_maps: bool,
+    ) -> R<Option<IdentityWithPool>> {
+        let Some(identity) = self.identity(id)? else {
+            return Ok(None);
+        };
+        let pool = self.pool(&identity.pool_id)?;
+        let there = pool.is_some();
+        let roles = match roles && there {
+            true => self.roles(&identity.pool_id)?,
+            false => None,
+        };
+        let tag_maps = match tag_maps && there {
+            true => self.principal_tag_maps(&identity.pool_id)?,
+            false => BTreeMap::new(),
+        };
+        Ok(Some(IdentityWithPool {
+            identity,
+            pool,
+            roles,
+            tag_maps,
+        }))
+    }
+    /// An identity with how many logins (provider users and developer user ids) it has, and
+    /// the identity one login of its pool is linked to: settling's first look, one step where
+    /// an engine can make it so.
+    fn identity_with_logins(
+        &self,
+        id: &str,
+        pool: &str,
+        login: Option<(&str, &str)>,
+    ) -> R<Option<(Identity, i64, Option<String>)>> {
+        let Some(identity) = self.identity(id)? else {
+            return Ok(None);
+        };
+        let count = self.login_count(id)?;
+        let owner = match login {
+            Some((provider, subject)) => self.login_owner(pool, provider, subject)?,
+            None => None,
+        };
+        Ok(Some((identity, count, owner)))
+    }
     /// An identity with its provider names; `developer` is the pool's developer provider name,
     /// listed when the identity has developer user ids.
     fn describe_identity(&self, id: &str, developer: Option<&str>) -> R<Option<DescribedIdentity>>;

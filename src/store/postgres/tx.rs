@@ -22,9 +22,9 @@ use tokio_postgres::{Row, Statement};
 use super::conn::PgConn;
 
 use crate::model::{
-    CognitoProvider, DescribedIdentity, DeveloperUserRecord, Identity, IdentityRecord, KeyRecord,
-    KeysVersion, LoginRecord, Pool, PoolRecord, PoolRoles, PoolSettings, PoolSummary, Position,
-    PrincipalTagMap, RoleMapping, SigningKey,
+    CognitoProvider, DescribedIdentity, DeveloperUserRecord, Identity, IdentityRecord,
+    IdentityWithPool, KeyRecord, KeysVersion, LoginRecord, Pool, PoolRecord, PoolRoles,
+    PoolSettings, PoolSummary, Position, PrincipalTagMap, RoleMapping, SigningKey,
 };
 use crate::store::tx::{Tx, R};
 use crate::store::StoreError;
@@ -393,20 +393,35 @@ impl Drop for PgTx<'_> {
 }
 
 fn pool_row(row: &Row) -> R<Pool> {
+    pool_row_at(row, 0)
+}
+
+/// A pool from the row's columns `o..o + 11`, in `pool`'s order.
+fn pool_row_at(row: &Row, o: usize) -> R<Pool> {
     Ok(Pool {
-        created_at: time(row, 0)?,
-        id: get(row, 1)?,
-        account_id: get(row, 2)?,
+        created_at: time(row, o)?,
+        id: get(row, o + 1)?,
+        account_id: get(row, o + 2)?,
         settings: PoolSettings {
-            name: get(row, 3)?,
-            allow_unauthenticated: get(row, 4)?,
-            allow_classic_flow: get(row, 5)?,
-            developer_provider_name: get(row, 6)?,
-            supported_login_providers: get::<Json<BTreeMap<String, String>>>(row, 7)?.0,
-            openid_connect_provider_arns: get::<Json<Vec<String>>>(row, 8)?.0,
-            cognito_identity_providers: get::<Json<Vec<CognitoProvider>>>(row, 9)?.0,
-            saml_provider_arns: get::<Json<Vec<String>>>(row, 10)?.0,
+            name: get(row, o + 3)?,
+            allow_unauthenticated: get(row, o + 4)?,
+            allow_classic_flow: get(row, o + 5)?,
+            developer_provider_name: get(row, o + 6)?,
+            supported_login_providers: get::<Json<BTreeMap<String, String>>>(row, o + 7)?.0,
+            openid_connect_provider_arns: get::<Json<Vec<String>>>(row, o + 8)?.0,
+            cognito_identity_providers: get::<Json<Vec<CognitoProvider>>>(row, o + 9)?.0,
+            saml_provider_arns: get::<Json<Vec<String>>>(row, o + 10)?.0,
         },
+    })
+}
+
+/// A pool's roles from the row's columns `o..o + 3`, in `roles`'s order.
+fn roles_row_at(row: &Row, o: usize) -> R<PoolRoles> {
+    let mappings: Option<Json<BTreeMap<String, RoleMapping>>> = get(row, o + 2)?;
+    Ok(PoolRoles {
+        authenticated: get(row, o)?,
+        unauthenticated: get(row, o + 1)?,
+        role_mappings: mappings.map(|m| m.0).unwrap_or_default(),
     })
 }
 
@@ -595,20 +610,13 @@ impl Tx for PgTx<'_> {
         Ok(())
     }
     fn roles(&self, pool: &str) -> R<Option<PoolRoles>> {
-        let Some(r) = self.opt(
+        self.opt(
             "SELECT authenticated_role, unauthenticated_role, role_mappings FROM pools \
              WHERE id = $1",
             &[&pool],
         )?
-        else {
-            return Ok(None);
-        };
-        let mappings: Option<Json<BTreeMap<String, RoleMapping>>> = get(&r, 2)?;
-        Ok(Some(PoolRoles {
-            authenticated: get(&r, 0)?,
-            unauthenticated: get(&r, 1)?,
-            role_mappings: mappings.map(|m| m.0).unwrap_or_default(),
-        }))
+        .map(|r| roles_row_at(&r, 0))
+        .transpose()
     }
     fn set_roles(&self, pool: &str, roles: &PoolRoles, now: Millis) -> R<()> {
         let mappings = (!roles.role_mappings.is_empty()).then_some(Json(&roles.role_mappings));
@@ -680,6 +688,70 @@ impl Tx for PgTx<'_> {
         .as_ref()
         .map(identity_row)
         .transpose()
+    }
+    fn identity_with_pool(
+        &self,
+        id: &str,
+        roles: bool,
+        tag_maps: bool,
+    ) -> R<Option<IdentityWithPool>> {
+        const SQL: &str = "SELECT i.id, i.pool_id, i.created_at, i.updated_at, i.disabled, \
+             p.created_at, p.id, p.account_id, p.name, p.allow_unauthenticated, \
+             p.allow_classic_flow, p.developer_provider_name, p.supported_login_providers, \
+             p.openid_connect_provider_arns, p.cognito_identity_providers, p.saml_provider_arns, \
+             p.authenticated_role, p.unauthenticated_role, p.role_mappings, \
+             CASE WHEN $2 THEN (SELECT json_agg(json_build_array(t.provider, t.use_defaults, \
+             t.principal_tags)) FROM principal_tag_maps t WHERE t.pool_id = p.id) END \
+             FROM identities i LEFT JOIN pools p ON p.id = i.pool_id WHERE i.id = $1";
+        let Some(row) = self.opt(SQL, &[&id, &tag_maps])? else {
+            return Ok(None);
+        };
+        let identity = identity_row(&row)?;
+        if get::<Option<String>>(&row, 6)?.is_none() {
+            return Ok(Some(IdentityWithPool {
+                identity,
+                pool: None,
+                roles: None,
+                tag_maps: BTreeMap::new(),
+            }));
+        }
+        type Maps = Vec<(String, bool, BTreeMap<String, String>)>;
+        let maps = get::<Option<Json<Maps>>>(&row, 19)?.map(|m| m.0);
+        Ok(Some(IdentityWithPool {
+            identity,
+            pool: Some(pool_row_at(&row, 5)?),
+            roles: roles.then(|| roles_row_at(&row, 16)).transpose()?,
+            tag_maps: maps
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(provider, use_defaults, principal_tags)| {
+                    (
+                        provider,
+                        PrincipalTagMap {
+                            use_defaults,
+                            principal_tags,
+                        },
+                    )
+                })
+                .collect(),
+        }))
+    }
+    fn identity_with_logins(
+        &self,
+        id: &str,
+        pool: &str,
+        login: Option<(&str, &str)>,
+    ) -> R<Option<(Identity, i64, Option<String>)>> {
+        const SQL: &str = "SELECT i.id, i.pool_id, i.created_at, i.updated_at, i.disabled, \
+             (SELECT count(*) FROM logins WHERE identity_id = i.id) \
+             + (SELECT count(*) FROM developer_users WHERE identity_id = i.id), \
+             (SELECT identity_id FROM logins WHERE pool_id = $2 AND provider = $3 \
+             AND subject = $4) FROM identities i WHERE i.id = $1";
+        let (provider, subject) = login.unzip();
+        let Some(row) = self.opt(SQL, &[&id, &pool, &provider, &subject])? else {
+            return Ok(None);
+        };
+        Ok(Some((identity_row(&row)?, get(&row, 5)?, get(&row, 6)?)))
     }
     fn describe_identity(&self, id: &str, developer: Option<&str>) -> R<Option<DescribedIdentity>> {
         let sql = if developer.is_some() {
