@@ -1081,3 +1081,66 @@ async fn developer_operations_refuse_what_they_must_and_change_nothing() {
         "only g-dev was added"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_id_tokens_carry_the_principal_tags_of_every_stored_map_as_they_are_now() {
+    let ts = TestServer::start().await;
+    let c = ts.client();
+    let pool = pool_with_roles(&c, "tagged-tokens").await;
+    let both = [
+        ("accounts.google.com", "lee"),
+        ("graph.facebook.com", "fb-lee"),
+    ];
+    let user = get_id(&c, &pool, &both).await.unwrap();
+    let tags = |token: &str| payload(token).get("https://aws.amazon.com/tags").cloned();
+    let (_, token) = open_id_token(&c, &user, &both).await.unwrap();
+    assert_eq!(tags(&token), None, "no tag map yet");
+
+    c.set_principal_tag_attribute_map()
+        .identity_pool_id(&pool)
+        .identity_provider_name("accounts.google.com")
+        .use_defaults(true)
+        .send()
+        .await
+        .unwrap();
+    c.set_principal_tag_attribute_map()
+        .identity_pool_id(&pool)
+        .identity_provider_name("graph.facebook.com")
+        .use_defaults(false)
+        .principal_tags("who", "sub")
+        .send()
+        .await
+        .unwrap();
+    let (id, token) = open_id_token(&c, &user, &both).await.unwrap();
+    assert_eq!(id, user);
+    assert_eq!(
+        tags(&token),
+        Some(serde_json::json!({"principal_tags": {
+            "aud": ["google-client"], "sub": ["lee"], "who": ["fb-lee"]
+        }}))
+    );
+    // One login alone carries only its own provider's tags.
+    let (_, token) = open_id_token(&c, &user, &both[1..]).await.unwrap();
+    assert_eq!(
+        tags(&token),
+        Some(serde_json::json!({"principal_tags": {"who": ["fb-lee"]}}))
+    );
+    // A changed map is what the next token carries.
+    c.set_principal_tag_attribute_map()
+        .identity_pool_id(&pool)
+        .identity_provider_name("graph.facebook.com")
+        .use_defaults(false)
+        .principal_tags("person", "sub")
+        .send()
+        .await
+        .unwrap();
+    let (_, token) = open_id_token(&c, &user, &both[1..]).await.unwrap();
+    assert_eq!(
+        tags(&token),
+        Some(serde_json::json!({"principal_tags": {"person": ["fb-lee"]}}))
+    );
+    // A guest presents no login, so its token carries no tags.
+    let guest = get_id(&c, &pool, &[]).await.unwrap();
+    let (_, token) = open_id_token(&c, &guest, &[]).await.unwrap();
+    assert_eq!(tags(&token), None);
+}
