@@ -257,6 +257,10 @@ pub struct IdentityWithPool {
     pub roles: Option<PoolRoles>,
     /// The pool's principal tag attribute maps by provider, when asked for; else empty.
     pub tag_maps: BTreeMap<String, PrincipalTagMap>,
+    /// How many logins (provider users and developer user ids) the identity has.
+    pub login_count: i64,
+    /// The identity the login asked about is linked to in the pool, if any.
+    pub login_owner: Option<String>,
 }
 
 /// A token signing key as stored: its public half, and when it stops being published.

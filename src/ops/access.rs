@@ -15,9 +15,9 @@ use super::linking::{
     UNAUTH_NOT_SUPPORTED,
 };
 use super::logins::{self, Login, COGNITO_IDENTITY_PROVIDER};
-use crate::model::{Identity, Pool, PoolRoles, PrincipalTagMap};
+use crate::model::{Identity, IdentityWithPool, Pool, PoolRoles, PrincipalTagMap};
 use crate::protocol::ApiError;
-use crate::store::Tx;
+use crate::store::{StoreError, Tx};
 use crate::times;
 use crate::App;
 
@@ -120,24 +120,22 @@ pub struct Access {
     pub tag_maps: BTreeMap<String, PrincipalTagMap>,
 }
 
-/// An identity with its pool, and what `needs` names, from one step: an identity whose pool is
-/// gone is not found.
+/// The access check's first look: an identity whose pool is gone is not found.
 fn first_look(
     tx: &dyn Tx,
     id: &str,
     roles: bool,
     tag_maps: bool,
-) -> Result<(Identity, Pool, PoolRoles, BTreeMap<String, PrincipalTagMap>), ApiError> {
-    let found = tx
-        .identity_with_pool(id, roles, tag_maps)?
+    login: Option<(&str, &str)>,
+) -> Result<(IdentityWithPool, Pool), ApiError> {
+    let mut found = tx
+        .identity_with_pool(id, roles, tag_maps, login)?
         .ok_or_else(|| ApiError::identity_not_found(id))?;
-    let pool = found.pool.ok_or_else(|| ApiError::identity_not_found(id))?;
-    Ok((
-        found.identity,
-        pool,
-        found.roles.unwrap_or_default(),
-        found.tag_maps,
-    ))
+    let pool = found
+        .pool
+        .take()
+        .ok_or_else(|| ApiError::identity_not_found(id))?;
+    Ok((found, pool))
 }
 
 /// Loads an identity and its pool, and checks every login token presented for it.
@@ -147,12 +145,12 @@ pub async fn present(
     logins_map: Option<BTreeMap<String, String>>,
 ) -> Result<(Pool, Identity, Presented), ApiError> {
     let id = identity_id.to_string();
-    let (identity, pool, _, _) = app
+    let (look, pool) = app
         .store
-        .read(move |tx| first_look(tx, &id, false, false))
+        .read(move |tx| first_look(tx, &id, false, false, None))
         .await?;
     let presented = check_presented(app, &pool, identity_id, logins_map).await?;
-    Ok((pool, identity, presented))
+    Ok((pool, look.identity, presented))
 }
 
 async fn check_presented(
@@ -174,13 +172,22 @@ async fn check_presented(
     })
 }
 
+/// Settling after the first look, for a presentation of one public login whose user the first
+/// look already asked about: no storage step is left to take, so none may be asked for.
+fn nothing_more(_: &Login) -> Result<Option<String>, StoreError> {
+    Err(StoreError::Database(
+        "settling asked for a login the first look did not read".to_string(),
+    ))
+}
+
 /// The whole access check of GetOpenIdToken and GetCredentialsForIdentity: the identity, its
 /// pool and what `needs` names; the presented tokens; `check` (the operation's own refusals,
 /// in the order AWS gives them: after the tokens, before any link); then the settling.
 ///
-/// With no logins presented there is nothing to verify, so all of it is one read; with logins,
-/// one read before their tokens are verified (they are checked against the pool) and one
-/// after, or a write when a link or merge is due.
+/// All of it is one read when no login is presented, and when one public login is: its user,
+/// as the token claims it, is looked up with the identity before the token is checked, and
+/// that lookup stands only if the check gives the same user. Otherwise a second read follows
+/// the check. A link or merge that is due is a write of its own, which reads afresh.
 pub async fn access<C>(
     app: &App,
     identity_id: &str,
@@ -192,50 +199,89 @@ where
     C: FnOnce(&Pool, &Presented) -> Result<(), ApiError> + Send + 'static,
 {
     let id = identity_id.to_string();
-    if logins_map.as_ref().is_none_or(BTreeMap::is_empty) {
-        let (pool, roles, settled) = app
+    let map = logins_map.unwrap_or_default();
+    if map.is_empty() {
+        let presented = Presented::default();
+        let (look, pool, stays) = app
             .store
             .read(move |tx| {
-                let (_, pool, roles, _) = first_look(tx, &id, needs.roles, false)?;
+                let (look, pool) = first_look(tx, &id, needs.roles, false, None)?;
                 let p = Presented::default();
                 check(&pool, &p)?;
-                let settled = match settle(tx, &pool, &id, &p, true)? {
-                    Some(to) => Some(settled(tx, to, &p)?),
-                    None => None,
-                };
-                Ok::<_, ApiError>((pool, roles, settled))
+                let decided = decide(
+                    &pool,
+                    &look.identity,
+                    look.login_count,
+                    None,
+                    &p,
+                    &nothing_more,
+                )?;
+                Ok::<_, ApiError>((look, pool, matches!(decided, Decided::Stays)))
             })
             .await?;
-        let presented = Presented::default();
-        let settled = match settled {
-            Some(s) => s,
-            None => settle_in_write(app, &pool, identity_id, &presented).await?,
+        let settled = match stays {
+            true => Settled {
+                id: look.identity.id,
+                links: None,
+            },
+            false => settle_in_write(app, &pool, identity_id, &presented).await?,
         };
         return Ok(Access {
             pool,
             presented,
             settled,
-            roles,
+            roles: look.roles.unwrap_or_default(),
             tag_maps: BTreeMap::new(),
         });
     }
-    let public = logins_map
-        .as_ref()
-        .is_some_and(|m| m.keys().any(|k| k != COGNITO_IDENTITY_PROVIDER));
+    let claimed = match map.iter().next() {
+        Some((provider, token)) if map.len() == 1 && provider != COGNITO_IDENTITY_PROVIDER => app
+            .verifier
+            .claimed_subject(provider, token)
+            .map(|subject| (provider.clone(), subject)),
+        _ => None,
+    };
+    let public = map.keys().any(|k| k != COGNITO_IDENTITY_PROVIDER);
     let tag_maps = needs.tag_maps && public;
-    let (identity, pool, roles, tag_maps) = app
+    let asked = claimed.clone();
+    let (look, pool) = app
         .store
-        .read(move |tx| first_look(tx, &id, needs.roles, tag_maps))
+        .read(move |tx| {
+            let login = asked.as_ref().map(|(p, s)| (p.as_str(), s.as_str()));
+            first_look(tx, &id, needs.roles, tag_maps, login)
+        })
         .await?;
-    let presented = check_presented(app, &pool, identity_id, logins_map).await?;
+    let presented = check_presented(app, &pool, identity_id, Some(map)).await?;
     check(&pool, &presented)?;
-    let settled = settle_identity(app, &pool, &identity.id, &presented).await?;
+    let looked_up = match (&claimed, presented.logins.as_slice()) {
+        (Some((provider, subject)), [l]) => *provider == l.provider && *subject == l.subject,
+        _ => false,
+    };
+    let settled = if looked_up && presented.cognito.is_none() {
+        let decided = decide(
+            &pool,
+            &look.identity,
+            look.login_count,
+            look.login_owner.clone(),
+            &presented,
+            &nothing_more,
+        )?;
+        match decided {
+            Decided::Stays => Settled {
+                id: look.identity.id.clone(),
+                links: None,
+            },
+            Decided::Changes { .. } => settle_in_write(app, &pool, identity_id, &presented).await?,
+        }
+    } else {
+        settle_identity(app, &pool, identity_id, &presented).await?
+    };
     Ok(Access {
         pool,
         presented,
         settled,
-        roles,
-        tag_maps,
+        roles: look.roles.unwrap_or_default(),
+        tag_maps: look.tag_maps,
     })
 }
 
@@ -256,23 +302,29 @@ async fn own_token(
     Ok(claims)
 }
 
-/// Settles what a presentation means for the identity, returning the identity the caller ends
-/// on. With `dry`, nothing is written: `Ok(None)` means a write is needed (a link or a merge),
-/// so the caller runs it again inside a write.
-pub fn settle(
-    tx: &dyn Tx,
+/// What a presentation asks of an identity.
+enum Decided<'p> {
+    /// Nothing to change: the caller stays on the identity.
+    Stays,
+    /// Logins no identity has, to link; another identity that owns a presented login, to
+    /// merge with.
+    Changes {
+        unlinked: Vec<&'p Login>,
+        other: Option<String>,
+    },
+}
+
+/// Decides what a presentation asks of `identity` (which has `count` logins), from the owner
+/// of its first login (`first_owner`) and `owner_of` for any further one.
+fn decide<'p>(
     pool: &Pool,
-    identity_id: &str,
-    p: &Presented,
-    dry: bool,
-) -> Result<Option<String>, ApiError> {
-    let first = p
-        .logins
-        .first()
-        .map(|l| (l.provider.as_str(), l.subject.as_str()));
-    let (identity, count, first_owner) = tx
-        .identity_with_logins(identity_id, &pool.id, first)?
-        .ok_or_else(|| ApiError::identity_not_found(identity_id))?;
+    identity: &Identity,
+    count: i64,
+    first_owner: Option<String>,
+    p: &'p Presented,
+    owner_of: &dyn Fn(&Login) -> Result<Option<String>, StoreError>,
+) -> Result<Decided<'p>, ApiError> {
+    let identity_id = identity.id.as_str();
     if identity.disabled {
         return Err(ApiError::identity_forbidden(identity_id));
     }
@@ -283,19 +335,16 @@ pub fn settle(
             // authenticated, stands for an authenticated identity without a login; a guest
             // token from before the identity signed in does not.
             if p.vouched || p.cognito_authenticated() {
-                return Ok(Some(identity_id.to_string()));
+                return Ok(Decided::Stays);
             }
             return Err(ApiError::identity_forbidden(identity_id));
         }
-        if p.vouched {
-            return Ok(Some(identity_id.to_string()));
-        }
         // A guest, with or without a token of ours (whatever that token says): guest access,
         // which the pool may have stopped allowing since the token was issued.
-        if !pool.settings.allow_unauthenticated {
+        if !p.vouched && !pool.settings.allow_unauthenticated {
             return Err(ApiError::NotAuthorized(UNAUTH_NOT_SUPPORTED.to_string()));
         }
-        return Ok(Some(identity_id.to_string()));
+        return Ok(Decided::Stays);
     }
     let mut unlinked: Vec<&Login> = Vec::new();
     let mut proves = p.vouched || p.cognito_authenticated();
@@ -303,7 +352,7 @@ pub fn settle(
     for (i, l) in p.logins.iter().enumerate() {
         let owner = match i {
             0 => first_owner.clone(),
-            _ => tx.login_owner(&pool.id, &l.provider, &l.subject)?,
+            _ => owner_of(l)?,
         };
         match owner {
             None => unlinked.push(l),
@@ -322,8 +371,33 @@ pub fn settle(
         return Err(ApiError::NotAuthorized(LOGINS_DONT_MATCH.to_string()));
     }
     if other.is_none() && unlinked.is_empty() {
-        return Ok(Some(identity_id.to_string()));
+        return Ok(Decided::Stays);
     }
+    Ok(Decided::Changes { unlinked, other })
+}
+
+/// Settles what a presentation means for the identity, returning the identity the caller ends
+/// on. With `dry`, nothing is written: `Ok(None)` means a write is needed (a link or a merge),
+/// so the caller runs it again inside a write.
+pub fn settle(
+    tx: &dyn Tx,
+    pool: &Pool,
+    identity_id: &str,
+    p: &Presented,
+    dry: bool,
+) -> Result<Option<String>, ApiError> {
+    let first = p
+        .logins
+        .first()
+        .map(|l| (l.provider.as_str(), l.subject.as_str()));
+    let (identity, count, first_owner) = tx
+        .identity_with_logins(identity_id, &pool.id, first)?
+        .ok_or_else(|| ApiError::identity_not_found(identity_id))?;
+    let owner_of = |l: &Login| tx.login_owner(&pool.id, &l.provider, &l.subject);
+    let decided = decide(pool, &identity, count, first_owner, p, &owner_of)?;
+    let Decided::Changes { unlinked, other } = decided else {
+        return Ok(Some(identity_id.to_string()));
+    };
     if dry {
         return Ok(None);
     }

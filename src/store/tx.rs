@@ -72,13 +72,15 @@ pub trait Tx {
 
     /// An identity by id.
     fn identity(&self, id: &str) -> R<Option<Identity>>;
-    /// An identity with its pool, and the pool's roles and principal tag attribute maps when
-    /// asked for: the access check's first look, one step where an engine can make it so.
+    /// An identity with its pool; the pool's roles and principal tag attribute maps when
+    /// asked for; how many logins the identity has; and the identity one login of the pool is
+    /// linked to: the access check's first look, one step where an engine can make it so.
     fn identity_with_pool(
         &self,
         id: &str,
         roles: bool,
         tag_maps: bool,
+        login: Option<(&str, &str)>,
     ) -> R<Option<IdentityWithPool>> {
         let Some(identity) = self.identity(id)? else {
             return Ok(None);
@@ -93,11 +95,17 @@ pub trait Tx {
             true => self.principal_tag_maps(&identity.pool_id)?,
             false => BTreeMap::new(),
         };
+        let login_owner = match login {
+            Some((provider, subject)) => self.login_owner(&identity.pool_id, provider, subject)?,
+            None => None,
+        };
         Ok(Some(IdentityWithPool {
+            login_count: self.login_count(id)?,
             identity,
             pool,
             roles,
             tag_maps,
+            login_owner,
         }))
     }
     /// An identity with how many logins (provider users and developer user ids) it has, and

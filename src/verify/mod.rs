@@ -156,6 +156,27 @@ impl Verifier {
         })
     }
 
+    /// The user a login token says it stands for, read without checking it: what `verify`
+    /// would give as the subject if the token is good, so storage can be asked about that user
+    /// before the check. `None` where only the check can tell (introspection). Nothing is
+    /// decided on it: a caller compares it with what `verify` gave.
+    pub fn claimed_subject(&self, provider: &str, token: &str) -> Option<String> {
+        let check = match self.providers.get(provider) {
+            Some(c) => c,
+            None => {
+                return match self.default {
+                    DefaultVerify::Trust => Some(token.to_string()),
+                    DefaultVerify::Reject => None,
+                }
+            }
+        };
+        match &**check {
+            Check::Trust => Some(token.to_string()),
+            Check::Oidc { .. } => claims::subject(&jwt::parse(token)?.claims).ok(),
+            Check::Introspect { .. } => None,
+        }
+    }
+
     /// Checks one login token of a provider the pool configures.
     pub async fn verify(
         &self,

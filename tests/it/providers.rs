@@ -851,3 +851,67 @@ async fn introspection_decides_for_opaque_tokens() {
     assert!(!db_contains(&ts, "active-1b"));
     double.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_and_credentials_go_only_to_the_identity_of_the_user_a_token_proves() {
+    let keys = Keys::generate("rsa-1", "ec-1");
+    let (ts, c, pool, _jwks_dir) = file_setup(&keys).await;
+    set_roles(&c, &pool).await;
+    let iss = format!("https://{FILE_PROVIDER}");
+    let token = |sub: &str| keys.rs256("rsa-1", &claims(&iss, sub));
+    let a = get_id(&c, &pool, &[(FILE_PROVIDER, &token("user-1"))])
+        .await
+        .unwrap();
+    let b = get_id(&c, &pool, &[(FILE_PROVIDER, &token("user-2"))])
+        .await
+        .unwrap();
+    let openid = |id: &str, login: String| {
+        c.get_open_id_token()
+            .identity_id(id)
+            .logins(FILE_PROVIDER, login)
+            .send()
+    };
+    let creds = |id: &str, login: String| {
+        c.get_credentials_for_identity()
+            .identity_id(id)
+            .logins(FILE_PROVIDER, login)
+            .send()
+    };
+    // Each user's own fresh token serves its own identity.
+    let out = openid(&a, token("user-1")).await.unwrap();
+    assert_eq!(out.identity_id(), Some(a.as_str()));
+    let out = creds(&b, token("user-2")).await.unwrap();
+    assert_eq!(out.identity_id(), Some(b.as_str()));
+
+    // A token of user-2 whose payload was changed to claim user-1 proves no one, whichever
+    // identity it is presented for.
+    let forged = {
+        let mut parts: Vec<String> = token("user-2").split('.').map(str::to_string).collect();
+        parts[1] = b64json(&claims(&iss, "user-1"));
+        parts.join(".")
+    };
+    let couldnt = ("NotAuthorizedException".to_string(), COULDNT.to_string());
+    for id in [&a, &b] {
+        assert_eq!(fail(openid(id, forged.clone()).await), couldnt);
+        assert_eq!(fail(creds(id, forged.clone()).await), couldnt);
+    }
+    // A real token of user-1 does not reach user-2's identity, nor the other way round.
+    let dont_match = (
+        "NotAuthorizedException".to_string(),
+        "Logins don't match. Please include at least one valid login for this identity or identity pool.".to_string(),
+    );
+    assert_eq!(fail(openid(&b, token("user-1")).await), dont_match);
+    assert_eq!(fail(creds(&a, token("user-2")).await), dont_match);
+
+    // None of it changed anything.
+    assert_eq!(ts.count("SELECT count(*) FROM identities"), 2);
+    assert_eq!(ts.count("SELECT count(*) FROM logins"), 2);
+    for (user, id) in [("user-1", &a), ("user-2", &b)] {
+        let got = get_id(&c, &pool, &[(FILE_PROVIDER, &token(user))]).await;
+        assert_eq!(&got.unwrap(), id);
+        assert_eq!(
+            openid(id, token(user)).await.unwrap().identity_id(),
+            Some(id.as_str())
+        );
+    }
+}

@@ -694,6 +694,7 @@ impl Tx for PgTx<'_> {
         id: &str,
         roles: bool,
         tag_maps: bool,
+        login: Option<(&str, &str)>,
     ) -> R<Option<IdentityWithPool>> {
         const SQL: &str = "SELECT i.id, i.pool_id, i.created_at, i.updated_at, i.disabled, \
              p.created_at, p.id, p.account_id, p.name, p.allow_unauthenticated, \
@@ -701,18 +702,27 @@ impl Tx for PgTx<'_> {
              p.openid_connect_provider_arns, p.cognito_identity_providers, p.saml_provider_arns, \
              p.authenticated_role, p.unauthenticated_role, p.role_mappings, \
              CASE WHEN $2 THEN (SELECT json_agg(json_build_array(t.provider, t.use_defaults, \
-             t.principal_tags)) FROM principal_tag_maps t WHERE t.pool_id = p.id) END \
+             t.principal_tags)) FROM principal_tag_maps t WHERE t.pool_id = p.id) END, \
+             (SELECT count(*) FROM logins WHERE identity_id = i.id) \
+             + (SELECT count(*) FROM developer_users WHERE identity_id = i.id), \
+             (SELECT identity_id FROM logins WHERE pool_id = i.pool_id AND provider = $3 \
+             AND subject = $4) \
              FROM identities i LEFT JOIN pools p ON p.id = i.pool_id WHERE i.id = $1";
-        let Some(row) = self.opt(SQL, &[&id, &tag_maps])? else {
+        let (provider, subject) = login.unzip();
+        let Some(row) = self.opt(SQL, &[&id, &tag_maps, &provider, &subject])? else {
             return Ok(None);
         };
         let identity = identity_row(&row)?;
+        let login_count = get(&row, 20)?;
+        let login_owner = get(&row, 21)?;
         if get::<Option<String>>(&row, 6)?.is_none() {
             return Ok(Some(IdentityWithPool {
                 identity,
                 pool: None,
                 roles: None,
                 tag_maps: BTreeMap::new(),
+                login_count,
+                login_owner,
             }));
         }
         type Maps = Vec<(String, bool, BTreeMap<String, String>)>;
@@ -734,6 +744,8 @@ impl Tx for PgTx<'_> {
                     )
                 })
                 .collect(),
+            login_count,
+            login_owner,
         }))
     }
     fn identity_with_logins(
