@@ -362,10 +362,9 @@ pub async fn describe(app: &App, caller: &Caller, input: PoolIdInput) -> Result<
     }
     let caller = caller.clone();
     app.store
-        .read(move |tx| {
-            let pool = owned_pool_in(tx, &input.id, &caller)?;
-            let tags = tx.tags(&pool.id)?;
-            pool_body(&pool, &tags)
+        .read(move |tx| match tx.pool_with_tags(&input.id)? {
+            Some((pool, tags)) if caller.owns(&pool) => pool_body(&pool, &tags),
+            _ => Err(ApiError::pool_not_found(&input.id)),
         })
         .await
 }

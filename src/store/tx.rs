@@ -25,6 +25,17 @@ pub trait Tx {
 
     /// A pool by id.
     fn pool(&self, id: &str) -> R<Option<Pool>>;
+    /// A pool with its tags: DescribeIdentityPool's one look, one step where an engine can
+    /// make it so.
+    fn pool_with_tags(&self, id: &str) -> R<Option<(Pool, BTreeMap<String, String>)>> {
+        match self.pool(id)? {
+            Some(pool) => {
+                let tags = self.tags(id)?;
+                Ok(Some((pool, tags)))
+            }
+            None => Ok(None),
+        }
+    }
     /// Whether a pool exists: the check of a write that already read the pool's settings.
     fn pool_exists(&self, id: &str) -> R<bool>;
     /// How many pools an account owns.

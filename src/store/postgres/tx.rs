@@ -473,6 +473,21 @@ impl Tx for PgTx<'_> {
              FROM pools WHERE id = $1";
         self.opt(SQL, &[&id])?.as_ref().map(pool_row).transpose()
     }
+    fn pool_with_tags(&self, id: &str) -> R<Option<(Pool, BTreeMap<String, String>)>> {
+        const SQL: &str = "SELECT created_at, id, account_id, name, allow_unauthenticated, \
+             allow_classic_flow, developer_provider_name, supported_login_providers, \
+             openid_connect_provider_arns, cognito_identity_providers, saml_provider_arns, \
+             (SELECT json_object_agg(key, value) FROM pool_tags WHERE pool_id = p.id) \
+             FROM pools p WHERE id = $1";
+        let Some(row) = self.opt(SQL, &[&id])? else {
+            return Ok(None);
+        };
+        let tags = get::<Option<Json<BTreeMap<String, String>>>>(&row, 11)?;
+        Ok(Some((
+            pool_row(&row)?,
+            tags.map(|t| t.0).unwrap_or_default(),
+        )))
+    }
     fn pool_exists(&self, id: &str) -> R<bool> {
         Ok(self
             .opt("SELECT 1 FROM pools WHERE id = $1", &[&id])?
