@@ -215,3 +215,52 @@ async fn public_operations_racing_delete_identity_pool_never_get_a_5xx() {
         );
     }
 }
+
+/// Deletes a pool (and, by its foreign keys, everything of it) straight in the database,
+/// behind the server's back: its caches still hold the pool.
+fn delete_pool_in_the_database(ts: &TestServer, pool: &str) {
+    let pool = pool.to_string();
+    match &ts.config.database.url {
+        Some(url) => {
+            let url = url.expose().to_string();
+            crate::common::db::off_runtime(move || {
+                let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+                let n = c
+                    .execute("DELETE FROM pools WHERE id = $1", &[&pool])
+                    .unwrap();
+                assert_eq!(n, 1);
+            })
+        }
+        None => {
+            let c = rusqlite::Connection::open(&ts.config.database.path).unwrap();
+            c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+            c.pragma_update(None, "foreign_keys", "ON").unwrap();
+            let n = c
+                .execute("DELETE FROM pools WHERE id = ?1", [&pool])
+                .unwrap();
+            assert_eq!(n, 1);
+        }
+    }
+}
+
+/// A guest GetId whose pool was read from the cache but is gone from the database by the time
+/// the identity is written (on PostgreSQL the first try leaves that check to the identity's
+/// foreign key): ResourceNotFound, as for any missing pool, and no identity is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_of_a_pool_gone_from_the_database_is_not_found_and_leaves_nothing() {
+    let ts = TestServer::start().await;
+    let c = ts.client();
+    let pool = pool_with_roles(&c, "gone-behind").await;
+    // The pool is cached now.
+    get_id(&c, &pool, &[]).await.unwrap();
+    delete_pool_in_the_database(&ts, &pool);
+    for _ in 0..3 {
+        assert_eq!(fail(get_id(&c, &pool, &[]).await), pool_not_found(&pool));
+    }
+    assert_eq!(
+        ts.count(&format!(
+            "SELECT count(*) FROM identities WHERE pool_id = '{pool}'"
+        )),
+        0
+    );
+}
