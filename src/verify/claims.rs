@@ -172,10 +172,12 @@ pub fn check_audience(
     }
 }
 
-/// The subject: `sub` as a non-empty string.
+/// The subject: `sub` as a non-empty string without a NUL character. A `sub` with one is
+/// no user id every engine can keep (PostgreSQL's text holds no NUL) and is refused as if
+/// absent, before any storage sees it.
 pub fn subject(claims: &Map<String, Value>) -> Result<String, Refusal> {
     match claims.get("sub") {
-        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        Some(Value::String(s)) if !s.is_empty() && !s.contains('\0') => Ok(s.clone()),
         _ => Err(Refusal::Missing("sub")),
     }
 }

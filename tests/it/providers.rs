@@ -915,3 +915,57 @@ async fn tokens_and_credentials_go_only_to_the_identity_of_the_user_a_token_prov
         );
     }
 }
+
+/// A `sub` with a NUL character cannot be a user id on every engine (PostgreSQL's text holds
+/// none): such a token is refused as a client's mistake, signed or not, never a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subject_with_a_nul_character_is_refused_signed_or_not() {
+    let keys = Keys::generate("rsa-1", "ec-1");
+    let (ts, c, pool, _jwks_dir) = file_setup(&keys).await;
+    let iss = format!("https://{FILE_PROVIDER}");
+    let a = get_id(
+        &c,
+        &pool,
+        &[(FILE_PROVIDER, &keys.rs256("rsa-1", &claims(&iss, "user-1")))],
+    )
+    .await
+    .unwrap();
+    let signed = keys.rs256("rsa-1", &claims(&iss, "user\u{0}1"));
+    let forged = {
+        let mut parts: Vec<String> = signed.split('.').map(str::to_string).collect();
+        parts[2] = URL_SAFE_NO_PAD.encode(b"not the signature");
+        parts.join(".")
+    };
+    let unusable = (
+        "NotAuthorizedException".to_string(),
+        "Invalid login token. Missing a required claim: sub".to_string(),
+    );
+    assert_eq!(
+        fail(get_id(&c, &pool, &[(FILE_PROVIDER, &signed)]).await),
+        unusable
+    );
+    let couldnt = ("NotAuthorizedException".to_string(), COULDNT.to_string());
+    for token in [&signed, &forged] {
+        let want = if token == &signed {
+            &unusable
+        } else {
+            &couldnt
+        };
+        let r = c
+            .get_open_id_token()
+            .identity_id(&a)
+            .logins(FILE_PROVIDER, token.as_str())
+            .send()
+            .await;
+        assert_eq!(&fail(r), want);
+        let r = c
+            .get_credentials_for_identity()
+            .identity_id(&a)
+            .logins(FILE_PROVIDER, token.as_str())
+            .send()
+            .await;
+        assert_eq!(&fail(r), want);
+    }
+    assert_eq!(ts.count("SELECT count(*) FROM identities"), 1);
+    assert_eq!(ts.count("SELECT count(*) FROM logins"), 1);
+}
