@@ -12,6 +12,15 @@ use crate::App;
 /// The Logins key under which clients pass back a token this server issued.
 pub const COGNITO_IDENTITY_PROVIDER: &str = "cognito-identity.amazonaws.com";
 
+/// The longest user id a login may stand for, in bytes of UTF-8: what every engine's login
+/// index holds with the longest pool id and provider name (PostgreSQL's B-tree keeps entries
+/// up to ~2.7 kB). Provider user ids are far shorter; a longer one (a token taken as the user
+/// id, or a `sub` no provider issues) is refused as a client's mistake.
+pub const MAX_SUBJECT_BYTES: usize = 2048;
+
+const SUBJECT_TOO_LONG: &str =
+    "Invalid login token. The user id it stands for is longer than 2048 bytes.";
+
 /// A login whose token was checked: the provider name, the provider's user id, and the
 /// token's claims (for role mapping and principal tags).
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +66,9 @@ pub async fn resolve(
     let mut out = Vec::with_capacity(logins.len());
     for (provider, token) in logins {
         let v = app.verifier.verify(pool, provider, token).await?;
+        if v.subject.len() > MAX_SUBJECT_BYTES {
+            return Err(ApiError::NotAuthorized(SUBJECT_TOO_LONG.to_string()));
+        }
         out.push(Login {
             provider: provider.clone(),
             subject: v.subject,

@@ -543,10 +543,21 @@ async fn login_constraints_are_validated_and_never_echo_a_token() {
         assert_eq!(r.header("x-amzn-errormessage"), Some(m.as_str()));
     }
 
-    // A token of exactly 50,000 characters is fine.
+    // A token of exactly 50,000 characters passes validation. This provider is trusted, so
+    // the token is the user id, and a user id is held to 2048 bytes: refused as that, not as
+    // a malformed request, and nothing is stored. A 2048-byte one is a user.
     let body =
         json!({"IdentityPoolId": pool, "Logins": {"accounts.google.com": "T".repeat(50_000)}})
             .to_string();
+    let r = ts.call("GetId", &body).await;
+    r.assert_error(400, "NotAuthorizedException");
+    assert_eq!(
+        r.message(),
+        "Invalid login token. The user id it stands for is longer than 2048 bytes."
+    );
+    assert_eq!(ts.count("SELECT count(*) FROM identities"), 0);
+    let body = json!({"IdentityPoolId": pool, "Logins": {"accounts.google.com": "T".repeat(2048)}})
+        .to_string();
     let r = ts.call("GetId", &body).await;
     assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
     assert_eq!(ts.count("SELECT count(*) FROM identities"), 1);

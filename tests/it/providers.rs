@@ -969,3 +969,30 @@ async fn a_subject_with_a_nul_character_is_refused_signed_or_not() {
     assert_eq!(ts.count("SELECT count(*) FROM identities"), 1);
     assert_eq!(ts.count("SELECT count(*) FROM logins"), 1);
 }
+
+/// A user id longer than any engine's login index keeps (a trusted token is its own user id)
+/// is refused as a client's mistake, with nothing stored; one at the limit is a user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_id_past_2048_bytes_is_refused_and_one_at_the_limit_is_kept() {
+    let ts = TestServer::start().await;
+    let c = ts.client();
+    let pool = pool_with_roles(&c, "long-ids").await;
+    let too_long = "é".repeat(1025);
+    assert_eq!(
+        fail(get_id(&c, &pool, &[("accounts.google.com", &too_long)]).await),
+        (
+            "NotAuthorizedException".to_string(),
+            "Invalid login token. The user id it stands for is longer than 2048 bytes.".to_string()
+        )
+    );
+    assert_eq!(ts.count("SELECT count(*) FROM identities"), 0);
+    let longest = "é".repeat(1024);
+    let id = get_id(&c, &pool, &[("accounts.google.com", &longest)])
+        .await
+        .unwrap();
+    let again = get_id(&c, &pool, &[("accounts.google.com", &longest)])
+        .await
+        .unwrap();
+    assert_eq!(id, again);
+    assert_eq!(ts.count("SELECT count(*) FROM logins"), 1);
+}
