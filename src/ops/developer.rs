@@ -61,6 +61,13 @@ pub async fn get_open_id_token_for_developer_identity(
     let Some(user) = map.remove(&name) else {
         return Err(ApiError::NotAuthorized(UNSUPPORTED_DEVELOPER.to_string()));
     };
+    if user.len() > logins::MAX_SUBJECT_BYTES {
+        // The model bounds it at 1,024 characters; of several bytes each, that is more than
+        // the developer users' index keeps on every engine.
+        return Err(ApiError::InvalidParameter(
+            "Developer user identifier is longer than 2048 bytes.".to_string(),
+        ));
+    }
     let public = logins::resolve(app, &pool, &map).await?;
     if let Some(id) = &input.identity_id {
         let (id, pool_id) = (id.clone(), pool.id.clone());

@@ -15,7 +15,8 @@ pub const COGNITO_IDENTITY_PROVIDER: &str = "cognito-identity.amazonaws.com";
 /// The longest user id a login may stand for, in bytes of UTF-8: what every engine's login
 /// index holds with the longest pool id and provider name (PostgreSQL's B-tree keeps entries
 /// up to ~2.7 kB). Provider user ids are far shorter; a longer one (a token taken as the user
-/// id, or a `sub` no provider issues) is refused as a client's mistake.
+/// id, or a `sub` no provider issues) is refused as a client's mistake. Developer user ids
+/// are held to it too.
 pub const MAX_SUBJECT_BYTES: usize = 2048;
 
 const SUBJECT_TOO_LONG: &str =

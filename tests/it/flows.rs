@@ -1144,3 +1144,38 @@ async fn open_id_tokens_carry_the_principal_tags_of_every_stored_map_as_they_are
     let (_, token) = open_id_token(&c, &guest, &[]).await.unwrap();
     assert_eq!(tags(&token), None);
 }
+
+/// Developer user ids the model allows (1,024 characters) but no engine's index keeps when
+/// their characters take several bytes: past 2048 bytes they are refused, with nothing
+/// stored; up to it they are users like any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn developer_user_ids_past_2048_bytes_are_refused_and_up_to_it_kept() {
+    let ts = TestServer::start().await;
+    let c = ts.client();
+    let pool = pool_with_roles(&c, "long-developer-ids").await;
+    // Varied three-byte characters, so no engine can shrink them.
+    let text = |n: u32| -> String {
+        (0..n)
+            .map(|i| char::from_u32(0x4e00 + (i * 7919) % 0x5000).unwrap())
+            .collect()
+    };
+    let token = |user: String| {
+        c.get_open_id_token_for_developer_identity()
+            .identity_pool_id(&pool)
+            .logins(DEV, user)
+            .send()
+    };
+    assert_eq!(
+        fail(token(text(1000)).await),
+        (
+            "InvalidParameterException".to_string(),
+            "Developer user identifier is longer than 2048 bytes.".to_string()
+        )
+    );
+    assert_eq!(ts.count("SELECT count(*) FROM identities"), 0);
+    let longest = text(682); // 2046 bytes
+    let first = token(longest.clone()).await.unwrap();
+    let again = token(longest).await.unwrap();
+    assert_eq!(first.identity_id(), again.identity_id());
+    assert_eq!(ts.count("SELECT count(*) FROM developer_users"), 1);
+}
