@@ -172,8 +172,8 @@ async fn check_presented(
     })
 }
 
-/// Settling after the first look, for a presentation of one public login whose user the first
-/// look already asked about: no storage step is left to take, so none may be asked for.
+/// Settling after the first look, for a presentation of no login or of one whose user the
+/// first look already asked about: no storage step is left to take, so none may be asked for.
 fn nothing_more(_: &Login) -> Result<Option<String>, StoreError> {
     Err(StoreError::Database(
         "settling asked for a login the first look did not read".to_string(),
@@ -196,44 +196,9 @@ pub async fn access<C>(
     check: C,
 ) -> Result<Access, ApiError>
 where
-    C: FnOnce(&Pool, &Presented) -> Result<(), ApiError> + Send + 'static,
+    C: FnOnce(&Pool, &Presented) -> Result<(), ApiError>,
 {
-    let id = identity_id.to_string();
     let map = logins_map.unwrap_or_default();
-    if map.is_empty() {
-        let presented = Presented::default();
-        let (look, pool, stays) = app
-            .store
-            .read(move |tx| {
-                let (look, pool) = first_look(tx, &id, needs.roles, false, None)?;
-                let p = Presented::default();
-                check(&pool, &p)?;
-                let decided = decide(
-                    &pool,
-                    &look.identity,
-                    look.login_count,
-                    None,
-                    &p,
-                    &nothing_more,
-                )?;
-                Ok::<_, ApiError>((look, pool, matches!(decided, Decided::Stays)))
-            })
-            .await?;
-        let settled = match stays {
-            true => Settled {
-                id: look.identity.id,
-                links: None,
-            },
-            false => settle_in_write(app, &pool, identity_id, &presented).await?,
-        };
-        return Ok(Access {
-            pool,
-            presented,
-            settled,
-            roles: look.roles.unwrap_or_default(),
-            tag_maps: BTreeMap::new(),
-        });
-    }
     let claimed = match map.iter().next() {
         Some((provider, token)) if map.len() == 1 && provider != COGNITO_IDENTITY_PROVIDER => app
             .verifier
@@ -241,9 +206,8 @@ where
             .map(|subject| (provider.clone(), subject)),
         _ => None,
     };
-    let public = map.keys().any(|k| k != COGNITO_IDENTITY_PROVIDER);
-    let tag_maps = needs.tag_maps && public;
-    let asked = claimed.clone();
+    let tag_maps = needs.tag_maps && map.keys().any(|k| k != COGNITO_IDENTITY_PROVIDER);
+    let (id, asked) = (identity_id.to_string(), claimed.clone());
     let (look, pool) = app
         .store
         .read(move |tx| {
@@ -253,7 +217,10 @@ where
         .await?;
     let presented = check_presented(app, &pool, identity_id, Some(map)).await?;
     check(&pool, &presented)?;
+    // The first look settles it when it asked about every login presented (none, or the one
+    // whose user the check confirmed) and no token of ours needs the links read.
     let looked_up = match (&claimed, presented.logins.as_slice()) {
+        (_, []) => true,
         (Some((provider, subject)), [l]) => *provider == l.provider && *subject == l.subject,
         _ => false,
     };
@@ -390,11 +357,18 @@ pub fn settle(
         .logins
         .first()
         .map(|l| (l.provider.as_str(), l.subject.as_str()));
-    let (identity, count, first_owner) = tx
-        .identity_with_logins(identity_id, &pool.id, first)?
+    let look = tx
+        .identity_with_pool(identity_id, false, false, first)?
         .ok_or_else(|| ApiError::identity_not_found(identity_id))?;
     let owner_of = |l: &Login| tx.login_owner(&pool.id, &l.provider, &l.subject);
-    let decided = decide(pool, &identity, count, first_owner, p, &owner_of)?;
+    let decided = decide(
+        pool,
+        &look.identity,
+        look.login_count,
+        look.login_owner,
+        p,
+        &owner_of,
+    )?;
     let Decided::Changes { unlinked, other } = decided else {
         return Ok(Some(identity_id.to_string()));
     };

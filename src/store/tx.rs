@@ -85,7 +85,8 @@ pub trait Tx {
     fn identity(&self, id: &str) -> R<Option<Identity>>;
     /// An identity with its pool; the pool's roles and principal tag attribute maps when
     /// asked for; how many logins the identity has; and the identity one login of the pool is
-    /// linked to: the access check's first look, one step where an engine can make it so.
+    /// linked to: the first look of the access check and of settling, one step where an
+    /// engine can make it so.
     fn identity_with_pool(
         &self,
         id: &str,
@@ -118,25 +119,6 @@ pub trait Tx {
             tag_maps,
             login_owner,
         }))
-    }
-    /// An identity with how many logins (provider users and developer user ids) it has, and
-    /// the identity one login of its pool is linked to: settling's first look, one step where
-    /// an engine can make it so.
-    fn identity_with_logins(
-        &self,
-        id: &str,
-        pool: &str,
-        login: Option<(&str, &str)>,
-    ) -> R<Option<(Identity, i64, Option<String>)>> {
-        let Some(identity) = self.identity(id)? else {
-            return Ok(None);
-        };
-        let count = self.login_count(id)?;
-        let owner = match login {
-            Some((provider, subject)) => self.login_owner(pool, provider, subject)?,
-            None => None,
-        };
-        Ok(Some((identity, count, owner)))
     }
     /// An identity with its provider names; `developer` is the pool's developer provider name,
     /// listed when the identity has developer user ids.

@@ -727,25 +727,19 @@ impl Tx for PgTx<'_> {
         let Some(row) = self.opt(SQL, &[&id, &tag_maps, &provider, &subject])? else {
             return Ok(None);
         };
-        let identity = identity_row(&row)?;
-        let login_count = get(&row, 20)?;
-        let login_owner = get(&row, 21)?;
-        if get::<Option<String>>(&row, 6)?.is_none() {
-            return Ok(Some(IdentityWithPool {
-                identity,
-                pool: None,
-                roles: None,
-                tag_maps: BTreeMap::new(),
-                login_count,
-                login_owner,
-            }));
-        }
+        // With the pool gone its columns are NULL, and so is the tag maps' subquery.
+        let pool = match get::<Option<String>>(&row, 6)? {
+            Some(_) => Some(pool_row_at(&row, 5)?),
+            None => None,
+        };
         type Maps = Vec<(String, bool, BTreeMap<String, String>)>;
         let maps = get::<Option<Json<Maps>>>(&row, 19)?.map(|m| m.0);
         Ok(Some(IdentityWithPool {
-            identity,
-            pool: Some(pool_row_at(&row, 5)?),
-            roles: roles.then(|| roles_row_at(&row, 16)).transpose()?,
+            identity: identity_row(&row)?,
+            roles: (roles && pool.is_some())
+                .then(|| roles_row_at(&row, 16))
+                .transpose()?,
+            pool,
             tag_maps: maps
                 .unwrap_or_default()
                 .into_iter()
@@ -759,26 +753,9 @@ impl Tx for PgTx<'_> {
                     )
                 })
                 .collect(),
-            login_count,
-            login_owner,
+            login_count: get(&row, 20)?,
+            login_owner: get(&row, 21)?,
         }))
-    }
-    fn identity_with_logins(
-        &self,
-        id: &str,
-        pool: &str,
-        login: Option<(&str, &str)>,
-    ) -> R<Option<(Identity, i64, Option<String>)>> {
-        const SQL: &str = "SELECT i.id, i.pool_id, i.created_at, i.updated_at, i.disabled, \
-             (SELECT count(*) FROM logins WHERE identity_id = i.id) \
-             + (SELECT count(*) FROM developer_users WHERE identity_id = i.id), \
-             (SELECT identity_id FROM logins WHERE pool_id = $2 AND provider = $3 \
-             AND subject = $4) FROM identities i WHERE i.id = $1";
-        let (provider, subject) = login.unzip();
-        let Some(row) = self.opt(SQL, &[&id, &pool, &provider, &subject])? else {
-            return Ok(None);
-        };
-        Ok(Some((identity_row(&row)?, get(&row, 5)?, get(&row, 6)?)))
     }
     fn describe_identity(&self, id: &str, developer: Option<&str>) -> R<Option<DescribedIdentity>> {
         let sql = if developer.is_some() {
