@@ -5,7 +5,7 @@ it measures and reports, it asserts nothing. Python 3 standard library only.
 
 Knobs (environment; .ci/bench documents them): DURATION, CONNS, BENCH_ONLY, BENCH_BIG_N,
 BENCH_BIG_SECS, BENCH_BUDGET, BENCH_PG, BENCH_PG_URL, BENCH_PG_CONNS, BENCH_OUT, IDPOOL_BIN,
-BENCHKIT_BIN (the folder holding the bare and rs512 helpers).
+BENCHKIT_BIN (the folder holding the bare, rs512 and fsync helpers).
 """
 
 import datetime
@@ -55,7 +55,7 @@ KNOWN_N = 10_000  # pre-linked logins of the per-engine pool
 STARTS = 5  # start-ups timed on the big pool
 
 ENGINES = ["sqlite", "pg1", "pg2", "sqlite-1m"]
-REFERENCES = ["bare", "rs512"]
+REFERENCES = ["bare", "rs512", "fsync"]
 SCENARIOS = ["known", "describe", "list", "openid", "creds", "new", "guest"]
 BIG_PARTS = ["startup", "known", "openid"]
 for word in ONLY:
@@ -124,6 +124,13 @@ def proc_cpu_ticks(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+
+
+def machine_ticks():
+    """(steal, all) jiffies of the whole machine: time the hypervisor gave to someone else."""
+    with open("/proc/stat") as f:
+        cpu = [int(x) for x in f.readline().split()[1:9]]
+    return cpu[7], sum(cpu)
 
 
 def proc_status(pid, key):
@@ -409,12 +416,14 @@ def measure(servers, scripts, conns, secs, tag):
     share = [conns // n + (1 if i < conns % n else 0) for i in range(n)]
     share = [max(1, s) for s in share]
     before = [proc_cpu_ticks(s.pid) for s in servers]
+    steal0, all0 = machine_ticks()
     t = time.monotonic()
     running = [wrk(s.url, c, secs, sc, f"{tag}-{i}")
                for i, (s, c, sc) in enumerate(zip(servers, share, scripts))]
     figs = [wrk_result(*r) for r in running]
     wall = time.monotonic() - t
     ticks = sum(proc_cpu_ticks(s.pid) - b for s, b in zip(servers, before))
+    steal1, all1 = machine_ticks()
     reqs = sum(f["requests"] for f in figs)
     rps = sum(f["requests"] / (f["duration_us"] / 1e6) for f in figs)
     return {
@@ -429,6 +438,9 @@ def measure(servers, scripts, conns, secs, tag):
         "server_cpu_s": round(ticks / CLK_TCK, 2),
         "wall_s": round(wall, 2),
         "rss_mb": round(sum(proc_status(s.pid, "VmRSS") or 0 for s in servers), 1),
+        # The share of the cores' time the hypervisor gave to other guests meanwhile: when it
+        # is more than a few %, every latency of this row (bare's too) carries those stalls.
+        "steal_pct": round(100 * (steal1 - steal0) / max(1, all1 - all0), 1),
         "non2xx": sum(f["non2xx"] for f in figs),
         "socket_errors": sum(f["connect"] + f["read"] + f["write"] + f["timeout"] for f in figs),
     }
@@ -445,6 +457,7 @@ def check(engine, scenario, conns, fig):
 # --- output ----------------------------------------------------------------------------------
 
 bare_rps = {}  # conns -> req/s of the bare server
+bare_p99 = {}  # conns -> its p99 in ms
 
 
 def fmt(v, spec):
@@ -456,11 +469,11 @@ def row(scenario, conns, fig):
     fig["x_bare"] = round(xb, 3) if xb is not None else None
     return (f"| {scenario} | {conns} | {fig['rps']:,.0f} | {fmt(xb, '.2f')} | "
             f"{fig['p50_ms']:.2f} | {fig['p99_ms']:.2f} | {fig['max_ms']:.1f} | "
-            f"{fmt(fig['cpu_us_per_req'], '.0f')} | {fig['rss_mb']:.1f} |")
+            f"{fmt(fig['cpu_us_per_req'], '.0f')} | {fig['rss_mb']:.1f} | {fig['steal_pct']:.1f} |")
 
 
-TABLE_HEAD = ("| scenario | conns | req/s | ×bare | p50 ms | p99 ms | max ms | CPU µs/req | RSS MB |\n"
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+TABLE_HEAD = ("| scenario | conns | req/s | ×bare | p50 ms | p99 ms | max ms | CPU µs/req | RSS MB "
+              "| steal % |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 
 
 # --- parts -----------------------------------------------------------------------------------
@@ -479,6 +492,7 @@ def run_bare():
     for c in CONNS:
         fig = measure([p], [script], c, DURATION, f"bare-{c}")
         bare_rps[c] = fig["rps"]
+        bare_p99[c] = fig["p99_ms"]
         say(row("known", c, fig))
         check("bare", "known", c, fig)
         record(engine="bare", scenario="known", conns=c, **fig)
@@ -505,6 +519,47 @@ def run_rs512():
         record(engine="rs512", scenario=method, threads=threads, signatures_per_s=float(rate))
     say("\njwt = jsonwebtoken 11 `encode` (aws_lc_rs; parses the key each call); "
         "keypair = aws-lc-rs RsaKeyPair::sign on a parsed key, as src/tokens.rs signs.")
+
+
+fsync = {}
+
+
+def run_fsync():
+    wanted = engine_selected("fsync") or (
+        any(engine_selected(e) for e in ENGINES) and
+        (scenario_selected("new") or scenario_selected("guest")))
+    if not wanted or over_budget("fsync"):
+        return
+    say("\n## fsync (a WAL-sized write and fsync, one after another, on the work folder's disk; "
+        "no server)\n")
+    out = subprocess.run([f"{KIT}/fsync", WORK, "2"], capture_output=True, text=True, check=True)
+    say("| mode | commits/s | p50 ms | p99 ms | max ms |\n|---|---:|---:|---:|---:|")
+    for line in out.stdout.splitlines():
+        _, mode, *kv = line.split()
+        fig = {k: float(v) for k, v in (x.split("=") for x in kv)}
+        fsync[mode] = fig
+        say(f"| {mode} | {fig['commits_per_s']:,.0f} | {fig['p50_ms']:.2f} | {fig['p99_ms']:.2f} "
+            f"| {fig['max_ms']:.1f} |")
+        record(engine="fsync", scenario=mode, **fig)
+    say("\nalone = nothing else writes; beside = while another file takes 1 MiB and an fsync "
+        "every 500 ms, as a checkpoint does. The floor one connection's durable write waits for.")
+
+
+def floors(engine, rows):
+    """A durable write at one connection beside what the disk and the machine allow."""
+    for sc in ("new", "guest"):
+        fig = rows.get((sc, 1))
+        if not fig:
+            continue
+        parts = [f"p99 {fig['p99_ms']:.2f} ms, max {fig['max_ms']:.1f} ms"]
+        if "alone" in fsync:
+            parts.append(f"fsync alone p99 {fsync['alone']['p99_ms']:.2f} ms, "
+                         f"max {fsync['alone']['max_ms']:.1f} ms")
+        bare = bare_p99.get(1)
+        if bare is not None:
+            parts.append(f"bare p99 {bare:.2f} ms")
+        parts.append(f"steal {fig['steal_pct']:.1f}%")
+        say(f"- {engine} {sc} c=1: " + "; ".join(parts))
 
 
 def scenario_scripts(server, pool, ids):
@@ -593,6 +648,7 @@ def run_sqlite():
         stop(s)
     say("")
     ratios("sqlite", rows)
+    floors("sqlite", rows)
 
 
 def pg_available():
@@ -641,6 +697,7 @@ def run_pg():
             stop(*servers)
         say("")
         ratios(e, rows)
+        floors(e, rows)
 
 
 def fill_big(db, pool, n):
@@ -764,7 +821,7 @@ def main():
         f"CONNS={' '.join(map(str, CONNS))}, server {IDPOOL}")
     say(f"(figures move from run to run: compare within one run; wrk shares the cores)")
     try:
-        for part in (run_bare, run_rs512, run_sqlite, run_pg, run_big):
+        for part in (run_bare, run_rs512, run_fsync, run_sqlite, run_pg, run_big):
             try:
                 part()
             except Exception as e:  # noqa: BLE001 - one part failing leaves the others
