@@ -458,6 +458,7 @@ def check(engine, scenario, conns, fig):
 
 bare_rps = {}  # conns -> req/s of the bare server
 bare_p99 = {}  # conns -> its p99 in ms
+bare_sign_rps = {}  # conns -> req/s of the bare server signing a token a request
 
 
 def fmt(v, spec):
@@ -497,6 +498,22 @@ def run_bare():
         check("bare", "known", c, fig)
         record(engine="bare", scenario="known", conns=c, **fig)
     stop(p)
+    if not (scenario_selected("openid") or scenario_selected("creds")):
+        return
+    # What a token endpoint can reach here over HTTP: the same server signing one RS512 token a
+    # request on its worker, as idpool does, with wrk on the same cores.
+    p = spawn("bare-sign", [f"{KIT}/bare", "sign"])
+    script = script_static("bare-sign", plain_headers(p.hostport, "GetOpenIdToken"),
+                           '{"IdentityId":"us-east-1:11a86fa8-fc2c-46da-a38b-e46762e447ed"}')
+    for c in CONNS:
+        fig = measure([p], [script], c, DURATION, f"bare-sign-{c}")
+        bare_sign_rps[c] = fig["rps"]
+        say(row("sign", c, fig))
+        check("bare", "sign", c, fig)
+        record(engine="bare", scenario="sign", conns=c, **fig)
+    stop(p)
+    say("\nsign = the same server answering with a fresh RS512 token a request (aws-lc-rs, "
+        "RSA 2048, signed on the serving worker).")
 
 
 rs512 = {}
@@ -630,10 +647,14 @@ def ratios(engine, rows):
             for name, r in zip(("jwt", "keypair"), ref):
                 if r:
                     parts.append(f"{fig['rps'] / r:.2f}× rs512 {name} 2-thread ({r:,.0f}/s)")
+            sign = bare_sign_rps.get(c)
+            if sign:
+                parts.append(f"{fig['rps'] / sign:.2f}× bare sign ({sign:,.0f}/s)")
             say(f"- {engine} {sc} c={c}: {fig['rps']:,.0f} req/s = " + ", ".join(parts))
             record(engine=engine, scenario=f"{sc}-vs-rs512", conns=c,
                    ratio_jwt=round(fig["rps"] / ref[0], 3) if ref[0] else None,
-                   ratio_keypair=round(fig["rps"] / ref[1], 3) if ref[1] else None)
+                   ratio_keypair=round(fig["rps"] / ref[1], 3) if ref[1] else None,
+                   ratio_bare_sign=round(fig["rps"] / sign, 3) if sign else None)
 
 
 def run_sqlite():

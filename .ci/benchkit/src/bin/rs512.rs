@@ -5,25 +5,10 @@
 //!   rs512 <method> threads=<n> <signatures/s>
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::encoding::AsDer;
-use aws_lc_rs::rsa::KeySize;
-use aws_lc_rs::signature::{RsaKeyPair, RSA_PKCS1_SHA512};
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use benchkit::{claims, Rs512};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
-use serde_json::json;
-
-fn claims(i: u64) -> serde_json::Value {
-    json!({
-        "iss": "https://bench.example.test",
-        "sub": format!("us-east-1:0190a1b2-c3d4-7e5f-8a9b-{i:012x}"),
-        "aud": "us-east-1:11a86fa8-fc2c-46da-a38b-e46762e447ed",
-        "amr": ["authenticated", "accounts.google.com", "accounts.google.com:us-east-1:x:user-1"],
-        "https://aws.amazon.com/tags": {"principal_tags": {}},
-        "iat": 1_780_000_000u64 + i,
-        "exp": 1_780_000_600u64 + i,
-    })
-}
 
 /// Runs `f` on `threads` threads for `secs`; signatures per second, all threads together.
 fn rate(threads: usize, secs: f64, f: impl Fn(u64) + Sync) -> f64 {
@@ -54,12 +39,11 @@ fn main() {
     let secs: f64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(2.0);
     let threads: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2);
 
-    let pair = aws_lc_rs::rsa::KeyPair::generate(KeySize::Rsa2048).expect("generate RSA 2048");
-    let pkcs8 = pair.as_der().expect("PKCS#8").as_ref().to_vec();
+    let signer = Rs512::generate();
     let pem = format!(
         "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
         STANDARD
-            .encode(&pkcs8)
+            .encode(&signer.pkcs8)
             .as_bytes()
             .chunks(64)
             .map(|c| std::str::from_utf8(c).unwrap())
@@ -73,21 +57,8 @@ fn main() {
     let jwt = |i: u64| {
         std::hint::black_box(encode(&header, &claims(i), &key).expect("sign"));
     };
-
-    let parsed = RsaKeyPair::from_pkcs8(&pkcs8).expect("PKCS#8 key");
-    let rng = aws_lc_rs::rand::SystemRandom::new();
-    let head = URL_SAFE_NO_PAD.encode(br#"{"kid":"idpool-1-00000000","typ":"JWS","alg":"RS512"}"#);
     let raw = |i: u64| {
-        let mut token = head.clone();
-        token.push('.');
-        URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(&claims(i)).unwrap(), &mut token);
-        let mut sig = vec![0u8; parsed.public_modulus_len()];
-        parsed
-            .sign(&RSA_PKCS1_SHA512, &rng, token.as_bytes(), &mut sig)
-            .expect("sign");
-        token.push('.');
-        URL_SAFE_NO_PAD.encode_string(&sig, &mut token);
-        std::hint::black_box(token);
+        std::hint::black_box(signer.token(i));
     };
 
     for t in [1, threads] {
