@@ -4,6 +4,9 @@
 //! `bare sign`: the same server, but each answer carries a fresh RS512 token signed on the
 //! worker that serves the request, as idpool signs GetOpenIdToken's: what a token endpoint
 //! can reach on this machine over HTTP, with the load generator sharing its cores.
+//!
+//! `bare page`: the same server answering a fixed ListIdentities page of 60 identities (the
+//! bytes idpool sends for one, ~9 KB): what an answer that size costs over HTTP here.
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,9 +19,16 @@ use hyper_util::rt::TokioIo;
 
 #[tokio::main]
 async fn main() {
-    let signer = match std::env::args().nth(1).as_deref() {
+    let mode = std::env::args().nth(1);
+    let signer = match mode.as_deref() {
         Some("sign") => Some(Arc::new((Rs512::generate(), AtomicU64::new(0)))),
         _ => None,
+    };
+    let fixed = match mode.as_deref() {
+        Some("page") => Bytes::from(page()),
+        _ => Bytes::from_static(
+            b"{\"IdentityId\":\"us-east-1:11a86fa8-fc2c-46da-a38b-e46762e447ed\"}",
+        ),
     };
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     println!("listening on http://{}", l.local_addr().unwrap());
@@ -27,16 +37,14 @@ async fn main() {
             continue;
         };
         let _ = s.set_nodelay(true);
-        let signer = signer.clone();
+        let (signer, fixed) = (signer.clone(), fixed.clone());
         tokio::spawn(async move {
             let svc = service_fn(|req: Request<Incoming>| {
-                let signer = signer.clone();
+                let (signer, fixed) = (signer.clone(), fixed.clone());
                 async move {
                     let _ = req.into_body().collect().await;
                     let body = match &signer {
-                        None => Bytes::from_static(
-                            b"{\"IdentityId\":\"us-east-1:11a86fa8-fc2c-46da-a38b-e46762e447ed\"}",
-                        ),
+                        None => fixed,
                         Some(s) => {
                             let token = s.0.token(s.1.fetch_add(1, Ordering::Relaxed));
                             Bytes::from(format!(
@@ -57,4 +65,23 @@ async fn main() {
                 .await;
         });
     }
+}
+
+/// A ListIdentities answer of 60 identities with one login each, as idpool encodes one.
+fn page() -> String {
+    let identities: Vec<String> = (0..60)
+        .map(|i| {
+            format!(
+                "{{\"IdentityId\":\"us-east-1:0190a1b2-c3d4-7e5f-8a9b-{i:012x}\",\
+                 \"Logins\":[\"accounts.google.com\"],\"CreationDate\":1780000000.{i:03},\
+                 \"LastModifiedDate\":1780000000.{i:03}}}"
+            )
+        })
+        .collect();
+    format!(
+        "{{\"Identities\":[{}],\"IdentityPoolId\":\"us-east-1:11a86fa8-fc2c-46da-a38b-e46762e447ed\",\
+         \"NextToken\":\"{}\"}}",
+        identities.join(","),
+        "x".repeat(120)
+    )
 }
