@@ -5,7 +5,7 @@ it measures and reports, it asserts nothing. Python 3 standard library only.
 
 Knobs (environment; .ci/bench documents them): DURATION, CONNS, BENCH_ONLY, BENCH_BIG_N,
 BENCH_BIG_SECS, BENCH_BUDGET, BENCH_PG, BENCH_PG_URL, BENCH_PG_CONNS, BENCH_OUT, IDPOOL_BIN,
-BENCHKIT_BIN (the folder holding the bare, rs512 and fsync helpers).
+BENCHKIT_BIN (the folder holding the bare, rs512, fsync and sqlpage helpers).
 """
 
 import datetime
@@ -459,6 +459,7 @@ def check(engine, scenario, conns, fig):
 bare_rps = {}  # conns -> req/s of the bare server
 bare_p99 = {}  # conns -> its p99 in ms
 bare_sign_rps = {}  # conns -> req/s of the bare server signing a token a request
+bare_page_rps = {}  # conns -> req/s of the bare server answering a ListIdentities page
 
 
 def fmt(v, spec):
@@ -498,6 +499,18 @@ def run_bare():
         check("bare", "known", c, fig)
         record(engine="bare", scenario="known", conns=c, **fig)
     stop(p)
+    if scenario_selected("list"):
+        # What an answer the size of a ListIdentities page costs over HTTP here.
+        p = spawn("bare-page", [f"{KIT}/bare", "page"])
+        script = script_static("bare-page", plain_headers(p.hostport, "ListIdentities"), "{}")
+        for c in CONNS:
+            fig = measure([p], [script], c, DURATION, f"bare-page-{c}")
+            bare_page_rps[c] = fig["rps"]
+            say(row("page", c, fig))
+            check("bare", "page", c, fig)
+            record(engine="bare", scenario="page", conns=c, **fig)
+        stop(p)
+        say("\npage = the same server answering a fixed 60-identity ListIdentities page (~9.9 KB).")
     if not (scenario_selected("openid") or scenario_selected("creds")):
         return
     # What a token endpoint can reach here over HTTP: the same server signing one RS512 token a
@@ -577,6 +590,31 @@ def floors(engine, rows):
             parts.append(f"bare p99 {bare:.2f} ms")
         parts.append(f"steal {fig['steal_pct']:.1f}%")
         say(f"- {engine} {sc} c=1: " + "; ".join(parts))
+
+
+def list_floor(rows):
+    """ListIdentities beside its page statement run alone on the file just measured."""
+    out = subprocess.run([f"{KIT}/sqlpage", f"{WORK}/sqlite.db", "2"], capture_output=True,
+                         text=True, check=True)
+    alone = {}
+    for line in out.stdout.splitlines():
+        _, threads, rate, us = line.split()
+        alone[int(threads.split("=")[1])] = (float(rate.split("=")[1]), float(us.split("=")[1]))
+        record(engine="sqlpage", scenario="list", threads=int(threads.split("=")[1]),
+               pages_per_s=alone[int(threads.split("=")[1])][0],
+               us_per_page=alone[int(threads.split("=")[1])][1])
+    for (sc, c), fig in sorted(rows.items()):
+        if sc != "list":
+            continue
+        parts = [f"{fig['rps']:,.0f} req/s"]
+        if 2 in alone:
+            parts.append(f"its statement alone, 2 threads, no HTTP: {alone[2][0]:,.0f} pages/s"
+                         + (f" ({alone[2][0] / bare_rps[c]:.2f}× bare)" if bare_rps.get(c) else ""))
+        if 1 in alone:
+            parts.append(f"{alone[1][1]:.0f} µs a page on one thread")
+        if bare_page_rps.get(c):
+            parts.append(f"bare page {bare_page_rps[c]:,.0f}/s")
+        say(f"- sqlite list c={c}: " + "; ".join(parts))
 
 
 def scenario_scripts(server, pool, ids):
@@ -670,6 +708,8 @@ def run_sqlite():
     say("")
     ratios("sqlite", rows)
     floors("sqlite", rows)
+    if any(sc == "list" for sc, _ in rows):
+        list_floor(rows)
 
 
 def pg_available():
