@@ -56,7 +56,7 @@ STARTS = 5  # start-ups timed on the big pool
 
 ENGINES = ["sqlite", "pg1", "pg2", "sqlite-1m"]
 REFERENCES = ["bare", "rs512", "fsync"]
-SCENARIOS = ["known", "describe", "list", "openid", "creds", "new", "guest"]
+SCENARIOS = ["health", "known", "describe", "list", "openid", "creds", "new", "guest"]
 BIG_PARTS = ["startup", "known", "openid"]
 for word in ONLY:
     if word not in ENGINES + REFERENCES + SCENARIOS + BIG_PARTS:
@@ -644,6 +644,8 @@ def scenario_scripts(server, pool, ids):
         "creds": public("GetCredentialsForIdentity", {"IdentityId": one, "Logins": known_login}),
         "new": lambda s: script_new(f"new-{s.pid}", s.hostport, pool),
         "guest": public("GetId", {"IdentityPoolId": pool}),
+        # The server's own HTTP path with no operation behind it: the floor of every request.
+        "health": lambda s: write_script(f"health-{s.pid}", 'wrk.method = "GET"\nwrk.path = "/health"'),
     }
 
 
