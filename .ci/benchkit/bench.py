@@ -499,34 +499,34 @@ def run_bare():
         check("bare", "known", c, fig)
         record(engine="bare", scenario="known", conns=c, **fig)
     stop(p)
+    notes = []
     if scenario_selected("list"):
         # What an answer the size of a ListIdentities page costs over HTTP here.
-        p = spawn("bare-page", [f"{KIT}/bare", "page"])
-        script = script_static("bare-page", plain_headers(p.hostport, "ListIdentities"), "{}")
-        for c in CONNS:
-            fig = measure([p], [script], c, DURATION, f"bare-page-{c}")
-            bare_page_rps[c] = fig["rps"]
-            say(row("page", c, fig))
-            check("bare", "page", c, fig)
-            record(engine="bare", scenario="page", conns=c, **fig)
-        stop(p)
-        say("\npage = the same server answering a fixed 60-identity ListIdentities page (~9.9 KB).")
-    if not (scenario_selected("openid") or scenario_selected("creds")):
-        return
-    # What a token endpoint can reach here over HTTP: the same server signing one RS512 token a
-    # request on its worker, as idpool does, with wrk on the same cores.
-    p = spawn("bare-sign", [f"{KIT}/bare", "sign"])
-    script = script_static("bare-sign", plain_headers(p.hostport, "GetOpenIdToken"),
-                           '{"IdentityId":"us-east-1:11a86fa8-fc2c-46da-a38b-e46762e447ed"}')
+        bare_mode("page", "ListIdentities", "{}", bare_page_rps)
+        notes.append("page = the same server answering a fixed 60-identity ListIdentities page "
+                     "(~9.9 KB).")
+    if scenario_selected("openid") or scenario_selected("creds"):
+        # What a token endpoint can reach here over HTTP: the same server signing one RS512
+        # token a request on its worker, as idpool does, with wrk on the same cores.
+        bare_mode("sign", "GetOpenIdToken",
+                  '{"IdentityId":"us-east-1:11a86fa8-fc2c-46da-a38b-e46762e447ed"}', bare_sign_rps)
+        notes.append("sign = the same server answering with a fresh RS512 token a request "
+                     "(aws-lc-rs, RSA 2048, signed on the serving worker).")
+    if notes:
+        say("\n" + "\n".join(notes))
+
+
+def bare_mode(mode, op, body, rates):
+    """The bare server in one of its other modes, at each CONNS; req/s into `rates`."""
+    p = spawn(f"bare-{mode}", [f"{KIT}/bare", mode])
+    script = script_static(f"bare-{mode}", plain_headers(p.hostport, op), body)
     for c in CONNS:
-        fig = measure([p], [script], c, DURATION, f"bare-sign-{c}")
-        bare_sign_rps[c] = fig["rps"]
-        say(row("sign", c, fig))
-        check("bare", "sign", c, fig)
-        record(engine="bare", scenario="sign", conns=c, **fig)
+        fig = measure([p], [script], c, DURATION, f"bare-{mode}-{c}")
+        rates[c] = fig["rps"]
+        say(row(mode, c, fig))
+        check("bare", mode, c, fig)
+        record(engine="bare", scenario=mode, conns=c, **fig)
     stop(p)
-    say("\nsign = the same server answering with a fresh RS512 token a request (aws-lc-rs, "
-        "RSA 2048, signed on the serving worker).")
 
 
 rs512 = {}
