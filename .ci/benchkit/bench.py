@@ -441,12 +441,20 @@ def measure(servers, scripts, conns, secs, tag):
         # The share of the cores' time the hypervisor gave to other guests meanwhile: when it
         # is more than a few %, every latency of this row (bare's too) carries those stalls.
         "steal_pct": round(100 * (steal1 - steal0) / max(1, all1 - all0), 1),
+        # Each replica's own rate: a lopsided pair (one cold, one warm) shows here.
+        "rps_each": [round(f["requests"] / (f["duration_us"] / 1e6), 1) for f in figs],
         "non2xx": sum(f["non2xx"] for f in figs),
         "socket_errors": sum(f["connect"] + f["read"] + f["write"] + f["timeout"] for f in figs),
     }
 
 
 def check(engine, scenario, conns, fig):
+    each = fig["rps_each"]
+    if len(each) > 1 and min(each) * 2 < max(each):
+        w = (f"WARNING: {engine} {scenario} c={conns}: the replicas served "
+             f"{' / '.join(f'{r:,.0f}' for r in each)} req/s: one of them was held back")
+        warnings.append(w)
+        say(w)
     if fig["non2xx"] or fig["socket_errors"]:
         w = (f"WARNING: {engine} {scenario} c={conns}: {fig['non2xx']} non-2xx answers, "
              f"{fig['socket_errors']} socket errors of {fig['requests']} requests")
