@@ -559,6 +559,13 @@ def run_rs512():
         "keypair = aws-lc-rs RsaKeyPair::sign on a parsed key, as src/tokens.rs signs.")
 
 
+def helper_line(line):
+    """A helper's `name [word] key=value ...` line: the word (or None) and the numbers."""
+    words = line.split()[1:]
+    word = words[0] if words and "=" not in words[0] else None
+    return word, {k: float(v) for k, v in (w.split("=") for w in words if "=" in w)}
+
+
 fsync = {}
 
 
@@ -573,8 +580,7 @@ def run_fsync():
     out = subprocess.run([f"{KIT}/fsync", WORK, "2"], capture_output=True, text=True, check=True)
     say("| mode | commits/s | p50 ms | p99 ms | max ms |\n|---|---:|---:|---:|---:|")
     for line in out.stdout.splitlines():
-        _, mode, *kv = line.split()
-        fig = {k: float(v) for k, v in (x.split("=") for x in kv)}
+        mode, fig = helper_line(line)
         fsync[mode] = fig
         say(f"| {mode} | {fig['commits_per_s']:,.0f} | {fig['p50_ms']:.2f} | {fig['p99_ms']:.2f} "
             f"| {fig['max_ms']:.1f} |")
@@ -604,13 +610,11 @@ def list_floor(rows):
     """ListIdentities beside its page statement run alone on the file just measured."""
     out = subprocess.run([f"{KIT}/sqlpage", f"{WORK}/sqlite.db", "2"], capture_output=True,
                          text=True, check=True)
-    alone = {}
+    alone = {}  # threads -> (pages/s, µs a page)
     for line in out.stdout.splitlines():
-        _, threads, rate, us = line.split()
-        alone[int(threads.split("=")[1])] = (float(rate.split("=")[1]), float(us.split("=")[1]))
-        record(engine="sqlpage", scenario="list", threads=int(threads.split("=")[1]),
-               pages_per_s=alone[int(threads.split("=")[1])][0],
-               us_per_page=alone[int(threads.split("=")[1])][1])
+        _, fig = helper_line(line)
+        alone[int(fig["threads"])] = (fig["pages_per_s"], fig["us_per_page"])
+        record(engine="sqlpage", scenario="list", **fig)
     for (sc, c), fig in sorted(rows.items()):
         if sc != "list":
             continue

@@ -6,7 +6,7 @@
 //! can reach on this machine over HTTP, with the load generator sharing its cores.
 //!
 //! `bare page`: the same server answering a fixed ListIdentities page of 60 identities (the
-//! bytes idpool sends for one, ~9 KB): what an answer that size costs over HTTP here.
+//! bytes idpool sends for one, ~9.9 KB): what an answer that size costs over HTTP here.
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
